@@ -1,0 +1,60 @@
+# Loom: `make start` runs it, `make test` tests it. Everything else is installed on demand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip
+
+.PHONY: start dev test test-py test-ui lint typecheck bench ui clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Reinstall when pyproject.toml changes.
+$(VENV)/.stamp-runtime: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.stamp-runtime
+
+frontend/node_modules/.stamp: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Rebuild the UI when any of its sources is newer than the build.
+UI_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/package.json -type f 2>/dev/null)
+frontend/dist/index.html: $(UI_SOURCES) frontend/node_modules/.stamp
+	cd frontend && npm run --silent build
+
+ui: frontend/dist/index.html
+
+start: $(VENV)/.stamp-runtime ui
+	$(BIN)/loom serve
+
+dev: $(VENV)/.stamp-runtime frontend/node_modules/.stamp
+	@echo "API on :8100, Vite dev server with hot reload on :5173"
+	$(BIN)/loom serve & cd frontend && npm run dev; kill %1
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check backend tests benchmarks
+	$(BIN)/ruff format --check backend tests benchmarks
+
+typecheck: $(VENV)/.stamp-dev
+	$(BIN)/mypy
+
+test-py: $(VENV)/.stamp-dev
+	$(BIN)/pytest -q
+
+test-ui: frontend/node_modules/.stamp ui
+	cd frontend && npm run --silent typecheck && npm test --silent
+
+test: lint typecheck test-py test-ui
+
+bench: $(VENV)/.stamp-dev
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/dist .pytest_cache .mypy_cache .ruff_cache

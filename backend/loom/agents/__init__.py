@@ -1,0 +1,1 @@
+"""Agent types, models and the graphs they compile to."""

@@ -1,0 +1,133 @@
+"""Reading an assistant's ``config.configurable`` in both spellings.
+
+OpenGPTs prefixes every field with the bot type it belongs to
+(``"type==agent/system_message"``); Loom's own clients write plain keys (``system_message``).
+:func:`read_assistant_config` is the one function that understands both: for a field ``f`` of
+bot type ``T`` it takes ``"type==T/f"`` first, then ``f``. The stored config is never
+rewritten: it stays exactly as the client sent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+DEFAULT_TYPE = "agent"
+DEFAULT_SYSTEM_MESSAGE = "You are a helpful assistant."
+
+# The field that names the model differs per bot type in OpenGPTs.
+_MODEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "agent": ("agent_type", "llm_type", "model"),
+    "chatbot": ("llm_type", "agent_type", "model"),
+    "chat_retrieval": ("llm_type", "agent_type", "model"),
+}
+
+
+class ConfigError(ValueError):
+    """The config is not valid; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ToolRef:
+    id: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AssistantConfig:
+    """The meaning of a stored config, after both spellings are folded together."""
+
+    type: str
+    model: str | None
+    system_message: str
+    tools: tuple[ToolRef, ...]
+    interrupt_before_action: bool
+    retrieval_description: str | None
+    recursion_limit: int | None
+
+
+class ToolResolver(Protocol):
+    def normalize(self, entry: object) -> tuple[str, dict[str, Any]]:
+        """(stable tool id, tool config) for a config entry; ``ValueError`` if unknown."""
+        ...
+
+
+def _get(conf: Mapping[str, Any], bot_type: str, name: str) -> Any:
+    prefixed = f"type=={bot_type}/{name}"
+    if prefixed in conf:
+        return conf[prefixed]
+    return conf.get(name)
+
+
+def configurable_of(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    conf = config.get("configurable", {})
+    if conf is None:
+        return {}
+    if not isinstance(conf, Mapping):
+        raise ConfigError("config.configurable must be an object")
+    return conf
+
+
+def read_assistant_config(config: Mapping[str, Any], tools: ToolResolver) -> AssistantConfig:
+    """Fold a stored assistant config into an :class:`AssistantConfig`.
+
+    Raises :class:`ConfigError` for values of the wrong type and for unknown tools; whether the
+    agent type and model exist is checked by the caller against its registries.
+    """
+    conf = configurable_of(config)
+    bot_type = conf.get("type", DEFAULT_TYPE)
+    if bot_type is None:
+        bot_type = DEFAULT_TYPE
+    if not isinstance(bot_type, str):
+        raise ConfigError("configurable.type must be a string")
+
+    model: str | None = None
+    for name in _MODEL_FIELDS.get(bot_type, ("model",)):
+        value = _get(conf, bot_type, name)
+        if value is not None:
+            if not isinstance(value, str):
+                raise ConfigError(f"configurable.{name} must be a string")
+            model = value
+            break
+
+    system_message = _get(conf, bot_type, "system_message")
+    if system_message is None:
+        system_message = DEFAULT_SYSTEM_MESSAGE
+    if not isinstance(system_message, str):
+        raise ConfigError("configurable.system_message must be a string")
+
+    raw_tools = _get(conf, bot_type, "tools") or []
+    if not isinstance(raw_tools, Sequence) or isinstance(raw_tools, str | bytes):
+        raise ConfigError("configurable.tools must be a list")
+    refs: list[ToolRef] = []
+    for entry in raw_tools:
+        try:
+            tool_id, tool_config = tools.normalize(entry)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        refs.append(ToolRef(tool_id, tool_config))
+
+    interrupt = _get(conf, bot_type, "interrupt_before_action")
+    if interrupt is None:
+        interrupt = False
+    if not isinstance(interrupt, bool):
+        raise ConfigError("configurable.interrupt_before_action must be true or false")
+
+    description = _get(conf, bot_type, "retrieval_description")
+    if description is not None and not isinstance(description, str):
+        raise ConfigError("configurable.retrieval_description must be a string")
+
+    limit = _get(conf, bot_type, "recursion_limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 2):
+        raise ConfigError("configurable.recursion_limit must be an integer of at least 2")
+
+    return AssistantConfig(
+        type=bot_type,
+        model=model,
+        system_message=system_message,
+        tools=tuple(refs),
+        interrupt_before_action=interrupt,
+        retrieval_description=description,
+        recursion_limit=limit,
+    )

@@ -1,0 +1,92 @@
+"""``/assistants``: create, list, read, update and delete assistants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loom.agents.config import ConfigError
+from loom.api.deps import CurrentUser, OwnAssistant, Res, VisibleAssistant
+from loom.api.routing import SlashRouter
+from loom.errors import InvalidInput
+from loom.storage.assistants import Assistant
+
+router = SlashRouter(prefix="/assistants", tags=["assistants"])
+
+
+class AssistantIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=256)
+    config: dict[str, Any]
+    public: bool = False
+
+
+class AssistantOut(BaseModel):
+    assistant_id: str
+    name: str
+    config: dict[str, Any]
+    public: bool
+    user_id: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, a: Assistant) -> AssistantOut:
+        return cls(
+            assistant_id=str(a.assistant_id),
+            name=a.name,
+            config=a.config,
+            public=a.public,
+            user_id=a.user_id,
+            updated_at=a.updated_at,
+        )
+
+
+def _validated(res: Res, body: AssistantIn) -> None:
+    try:
+        res.factory.resolve(body.config)
+    except ConfigError as exc:
+        raise InvalidInput(f"Invalid assistant config: {exc}") from exc
+
+
+@router.post("", response_model=AssistantOut)
+async def create_assistant(body: AssistantIn, user: CurrentUser, res: Res) -> AssistantOut:
+    _validated(res, body)
+    created = await res.assistants.create(user.user_id, body.name, body.config, body.public)
+    return AssistantOut.of(created)
+
+
+@router.get("", response_model=list[AssistantOut])
+async def list_assistants(user: CurrentUser, res: Res) -> list[AssistantOut]:
+    return [AssistantOut.of(a) for a in await res.assistants.list_own(user.user_id)]
+
+
+@router.get("/public", response_model=list[AssistantOut])
+async def list_public_assistants(user: CurrentUser, res: Res) -> list[AssistantOut]:
+    return [AssistantOut.of(a) for a in await res.assistants.list_public()]
+
+
+@router.get("/{assistant_id}", response_model=AssistantOut)
+async def get_assistant(assistant: VisibleAssistant) -> AssistantOut:
+    return AssistantOut.of(assistant)
+
+
+@router.put("/{assistant_id}", response_model=AssistantOut)
+async def update_assistant(
+    body: AssistantIn, assistant: OwnAssistant, user: CurrentUser, res: Res
+) -> AssistantOut:
+    _validated(res, body)
+    updated = await res.assistants.update(
+        user.user_id, assistant.assistant_id, body.name, body.config, body.public
+    )
+    if updated is None:  # deleted in between
+        raise InvalidInput("The assistant no longer exists")
+    return AssistantOut.of(updated)
+
+
+@router.delete("/{assistant_id}")
+async def delete_assistant(assistant: OwnAssistant, user: CurrentUser, res: Res) -> dict[str, str]:
+    await res.assistants.delete(user.user_id, assistant.assistant_id)
+    return {"status": "ok"}

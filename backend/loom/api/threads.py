@@ -1,0 +1,114 @@
+"""``/threads``: threads, their state and their history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from loom.api.deps import CurrentUser, OwnThread, Res
+from loom.api.routing import SlashRouter
+from loom.errors import NotFound
+from loom.runs import state as thread_state
+from loom.storage.threads import Thread
+
+router = SlashRouter(prefix="/threads", tags=["threads"])
+
+
+class ThreadIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=256)
+    assistant_id: uuid.UUID
+    metadata: dict[str, Any] | None = None
+
+
+class ThreadOut(BaseModel):
+    thread_id: str
+    assistant_id: str | None
+    name: str
+    user_id: str
+    updated_at: datetime
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, t: Thread) -> ThreadOut:
+        return cls(
+            thread_id=str(t.thread_id),
+            assistant_id=str(t.assistant_id) if t.assistant_id else None,
+            name=t.name,
+            user_id=t.user_id,
+            updated_at=t.updated_at,
+            metadata=t.metadata,
+        )
+
+
+class StateIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    values: list[Any] | dict[str, Any]
+
+
+async def _check_assistant(res: Res, user_id: str, assistant_id: uuid.UUID) -> None:
+    # Own or public assistants only; anything else is "not found", whoever owns it.
+    if await res.assistants.get_visible(user_id, assistant_id) is None:
+        raise NotFound("Assistant not found")
+
+
+@router.post("", response_model=ThreadOut)
+async def create_thread(body: ThreadIn, user: CurrentUser, res: Res) -> ThreadOut:
+    await _check_assistant(res, user.user_id, body.assistant_id)
+    thread = await res.threads.create(user.user_id, body.name, body.assistant_id, body.metadata)
+    return ThreadOut.of(thread)
+
+
+@router.get("", response_model=list[ThreadOut])
+async def list_threads(user: CurrentUser, res: Res) -> list[ThreadOut]:
+    return [ThreadOut.of(t) for t in await res.threads.list_own(user.user_id)]
+
+
+@router.get("/{thread_id}", response_model=ThreadOut)
+async def get_thread(thread: OwnThread) -> ThreadOut:
+    return ThreadOut.of(thread)
+
+
+@router.put("/{thread_id}", response_model=ThreadOut)
+async def update_thread(
+    body: ThreadIn, thread: OwnThread, user: CurrentUser, res: Res
+) -> ThreadOut:
+    await _check_assistant(res, user.user_id, body.assistant_id)
+    updated = await res.threads.update(
+        user.user_id, thread.thread_id, body.name, body.assistant_id, body.metadata
+    )
+    if updated is None:
+        raise NotFound("Thread not found")
+    return ThreadOut.of(updated)
+
+
+@router.delete("/{thread_id}")
+async def delete_thread(thread: OwnThread, user: CurrentUser, res: Res) -> dict[str, str]:
+    await thread_state.delete_thread(res, user.user_id, thread)
+    return {"status": "ok"}
+
+
+@router.get("/{thread_id}/state")
+async def get_thread_state(thread: OwnThread, res: Res) -> dict[str, Any]:
+    return await thread_state.get_state(res, thread)
+
+
+@router.post("/{thread_id}/state")
+async def update_thread_state(body: StateIn, thread: OwnThread, res: Res) -> dict[str, Any]:
+    return await thread_state.update_state(res, thread, body.values)
+
+
+@router.get("/{thread_id}/history")
+async def get_thread_history(
+    thread: OwnThread,
+    res: Res,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[dict[str, Any]]:
+    return await thread_state.history(res, thread, limit, before)

@@ -1,0 +1,207 @@
+"""Who is calling: the ``opengpts_user_id`` cookie (development), a JWT, or an OIDC token.
+
+Every mode turns a request into a :class:`User`; missing or bad credentials raise
+:class:`~loom.errors.Unauthorized` (401). The token's own ``alg`` header never chooses the
+verification method: only algorithms on the configured allow-list are accepted, and each
+family is verified with its own kind of key (an HMAC secret never verifies an RS256 token and
+a public key is never used as an HMAC secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import jwt
+from fastapi import Request
+
+from loom.errors import Unauthorized
+from loom.settings import Settings
+
+log = logging.getLogger("loom.auth")
+
+COOKIE_NAME = "opengpts_user_id"
+MAX_USER_ID_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+
+
+class Authenticator(Protocol):
+    mode: str
+
+    async def authenticate(self, request: Request) -> User: ...
+
+
+def _checked_user_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Unauthorized("The token has no subject (sub)")
+    if len(value) > MAX_USER_ID_LENGTH:
+        raise Unauthorized("The user id is too long")
+    return value
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Missing bearer token (Authorization: Bearer <token>)")
+    return token.strip()
+
+
+class CookieAuth:
+    """Development mode: the cookie is the user, exactly as OpenGPTs does it."""
+
+    mode = "cookie"
+
+    async def authenticate(self, request: Request) -> User:
+        user_id = request.cookies.get(COOKIE_NAME)
+        if not user_id or not user_id.strip():
+            raise Unauthorized(f"Missing the {COOKIE_NAME} cookie")
+        if len(user_id) > MAX_USER_ID_LENGTH:
+            raise Unauthorized("The user id is too long")
+        return User(user_id=user_id)
+
+
+_FAMILIES = {"HS": "hmac", "RS": "public", "ES": "public", "PS": "public"}
+
+
+def _claims_options(settings: Settings) -> dict[str, Any]:
+    required = ["exp", "sub"]
+    if settings.jwt_issuer or settings.oidc_issuer:
+        required.append("iss")
+    if settings.jwt_audience:
+        required.append("aud")
+    return {"require": required, "verify_aud": bool(settings.jwt_audience)}
+
+
+class JwtAuth:
+    """``Authorization: Bearer`` verified with a shared secret and/or a public key."""
+
+    mode = "jwt"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._allowed = set(settings.jwt_algorithms)
+        self._hmac_key = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        self._public_key = settings.jwt_public_key
+
+    def _key_for(self, alg: str) -> str:
+        family = _FAMILIES.get(alg[:2])
+        key = self._hmac_key if family == "hmac" else self._public_key if family else None
+        if key is None:
+            raise Unauthorized("The token's algorithm is not accepted")
+        return key
+
+    async def authenticate(self, request: Request) -> User:
+        token = _bearer(request)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Malformed token") from exc
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._allowed:
+            raise Unauthorized("The token's algorithm is not accepted")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key_for(alg),
+                algorithms=[alg],
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer,
+                options=_claims_options(self._settings),  # type: ignore[arg-type]
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired") from exc
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise Unauthorized("Invalid token") from exc
+        return User(user_id=_checked_user_id(claims.get("sub")))
+
+
+class OidcAuth:
+    """Tokens signed by an OpenID provider; keys come from its JWKS URL.
+
+    Keys are cached by ``kid``. A token naming an unknown ``kid`` triggers a refetch, at most
+    once per ``oidc_jwks_refetch_seconds`` (default a minute), so a flood of forged kids cannot
+    turn Loom into a load generator against the provider.
+    """
+
+    mode = "oidc"
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        assert settings.oidc_jwks_url
+        self._settings = settings
+        self._url = settings.oidc_jwks_url
+        self._http = http
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self._allowed = {a for a in settings.jwt_algorithms if not a.startswith("HS")} or {"RS256"}
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if now - self._fetched_at < self._settings.oidc_jwks_refetch_seconds:
+                return
+            self._fetched_at = now
+            try:
+                response = await self._http.get(self._url, timeout=10)
+                response.raise_for_status()
+                jwks = jwt.PyJWKSet.from_dict(response.json())
+            except (httpx.HTTPError, jwt.PyJWTError, ValueError) as exc:
+                log.warning("could not fetch JWKS from %s: %s", self._url, exc)
+                return
+            self._keys = {k.key_id: k for k in jwks.keys if k.key_id}
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        if kid not in self._keys:
+            await self._refresh()
+        key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized("The token was signed with an unknown key")
+        return key
+
+    async def authenticate(self, request: Request) -> User:
+        token = _bearer(request)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Malformed token") from exc
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in self._allowed:
+            raise Unauthorized("The token's algorithm is not accepted")
+        if not isinstance(kid, str):
+            raise Unauthorized("The token has no key id (kid)")
+        key = await self._key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.oidc_issuer,
+                options=_claims_options(self._settings),  # type: ignore[arg-type]
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired") from exc
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise Unauthorized("Invalid token") from exc
+        return User(user_id=_checked_user_id(claims.get("sub")))
+
+
+def make_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:
+    builders: dict[str, Callable[[], Authenticator]] = {
+        "cookie": CookieAuth,
+        "jwt": lambda: JwtAuth(settings),
+        "oidc": lambda: OidcAuth(settings, http),
+    }
+    return builders[settings.auth]()

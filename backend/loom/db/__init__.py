@@ -1,0 +1,1 @@
+"""Postgres: the pool, the embedded server for zero-config runs, and migrations."""

@@ -1,0 +1,57 @@
+"""Numbered SQL migrations, applied in order under a Postgres advisory lock."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+
+from psycopg import AsyncConnection
+
+log = logging.getLogger("loom.db")
+
+# An arbitrary constant shared by every Loom process: only one of them migrates at a time.
+_LOCK_KEY = 0x106D_0001
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("loom.db") / "migrations"
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        number = int(name.split("_", 1)[0])
+        found.append((number, name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    numbers = [n for n, _, _ in found]
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"duplicate migration numbers: {numbers}")
+    return found
+
+
+async def migrate(conn: AsyncConnection[dict[str, Any]]) -> list[str]:
+    """Apply the migrations this database lacks; return the names applied."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS loom_migration ("
+            " version int PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT version FROM loom_migration")
+        done = {row["version"] for row in await cur.fetchall()}
+        for number, name, sql in _migrations():
+            if number in done:
+                continue
+            log.info("applying migration %s", name)
+            async with conn.transaction():
+                await conn.execute(sql.encode())
+                await conn.execute(
+                    "INSERT INTO loom_migration (version, name) VALUES (%s, %s)", (number, name)
+                )
+            applied.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied

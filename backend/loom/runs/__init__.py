@@ -1,0 +1,1 @@
+"""Runs: the executor, typed stream events, SSE encoding and the event broker."""

@@ -1,0 +1,136 @@
+"""Loom's settings: the one place that reads the environment.
+
+Every other module receives a :class:`Settings` instance (or values taken from it).
+Loom's own variables use the ``LOOM_`` prefix; the conventional provider variables
+(``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``AZURE_OPENAI_*``, ``TAVILY_API_KEY``) are read
+under their usual names so an existing shell set-up just works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LOOM_",
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- server -----------------------------------------------------------------------------
+    host: str = "0.0.0.0"
+    port: int = Field(default=8100, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn server processes")
+    env: Literal["development", "production"] = "development"
+    log_level: str = "info"
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    frontend_dist: Path = Path("frontend/dist")
+
+    # --- storage ----------------------------------------------------------------------------
+    database_url: str | None = None
+    data_dir: Path = Path(".loom")
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=20, ge=1)
+    redis_url: str | None = None
+    checkpoint_snapshot_frequency: int = Field(default=1000, ge=1)
+
+    # --- auth -------------------------------------------------------------------------------
+    auth: Literal["cookie", "jwt", "oidc"] = "cookie"
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_algorithms: list[str] = ["HS256"]
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_refetch_seconds: float = 60.0
+
+    # --- models -----------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("OPENAI_API_KEY", "LOOM_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=_env("OPENAI_BASE_URL", "LOOM_OPENAI_BASE_URL")
+    )
+    azure_openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("AZURE_OPENAI_API_KEY", "LOOM_AZURE_OPENAI_API_KEY")
+    )
+    azure_openai_endpoint: str | None = Field(
+        default=None, validation_alias=_env("AZURE_OPENAI_ENDPOINT", "LOOM_AZURE_OPENAI_ENDPOINT")
+    )
+    azure_openai_api_version: str = Field(
+        default="2024-10-21",
+        validation_alias=_env("AZURE_OPENAI_API_VERSION", "LOOM_AZURE_OPENAI_API_VERSION"),
+    )
+    azure_openai_deployment: str | None = Field(
+        default=None,
+        validation_alias=_env("AZURE_OPENAI_DEPLOYMENT_NAME", "LOOM_AZURE_OPENAI_DEPLOYMENT"),
+    )
+    # Override the provider-side model name of a registry entry: {"gpt-4o-mini": "llama3.1"}.
+    model_names: dict[str, str] = {}
+    default_model: str = "gpt-4o-mini"
+    model_timeout_seconds: float = Field(default=60.0, gt=0)
+    model_max_retries: int = Field(default=2, ge=0, le=10)
+    recursion_limit: int = Field(default=25, ge=2)
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
+    # --- tools ------------------------------------------------------------------------------
+    tavily_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("TAVILY_API_KEY", "LOOM_TAVILY_API_KEY")
+    )
+    tavily_base_url: str = "https://api.tavily.com"
+    wikipedia_base_url: str = "https://en.wikipedia.org/w/api.php"
+    ddg_base_url: str = "https://html.duckduckgo.com/html/"
+    arxiv_base_url: str = "https://export.arxiv.org/api/query"
+    pubmed_base_url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+    tool_timeout_seconds: float = Field(default=20.0, gt=0)
+    fetch_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    fetch_allow_private: bool = False
+
+    # --- retrieval --------------------------------------------------------------------------
+    embedding_model: str = "text-embedding-3-small"
+    embedding_base_url: str | None = None  # defaults to openai_base_url
+    embedding_dimensions: int = Field(default=1536, ge=1, le=16000)
+    ingest_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    ingest_max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    chunk_size: int = Field(default=1000, ge=100)
+    chunk_overlap: int = Field(default=200, ge=0)
+    retrieval_k: int = Field(default=4, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        if self.env == "production" and self.auth == "cookie":
+            raise ValueError(
+                "LOOM_AUTH=cookie trusts any client-chosen user id and is for development only; "
+                "set LOOM_AUTH=jwt or LOOM_AUTH=oidc when LOOM_ENV=production"
+            )
+        if self.auth == "jwt" and self.jwt_secret is None and self.jwt_public_key is None:
+            raise ValueError("LOOM_AUTH=jwt needs LOOM_JWT_SECRET or LOOM_JWT_PUBLIC_KEY")
+        if self.auth == "oidc" and not self.oidc_jwks_url:
+            raise ValueError("LOOM_AUTH=oidc needs LOOM_OIDC_JWKS_URL")
+        allowed = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384"}
+        bad = [a for a in self.jwt_algorithms if a not in allowed]
+        if bad:
+            raise ValueError(f"LOOM_JWT_ALGORITHMS has unsupported algorithms: {bad}")
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("LOOM_CHUNK_OVERLAP must be smaller than LOOM_CHUNK_SIZE")
+        return self
+
+    @property
+    def embeddings_url(self) -> str | None:
+        return self.embedding_base_url or self.openai_base_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Small repositories over SQL. Every query that touches a user's data names the user."""

@@ -1,0 +1,109 @@
+"""The ``thread`` table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from loom.db.types import Pool
+
+
+class Thread(BaseModel):
+    thread_id: uuid.UUID
+    assistant_id: uuid.UUID | None
+    name: str
+    user_id: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+_COLUMNS = "thread_id, assistant_id, name, user_id, metadata, created_at, updated_at"
+
+
+class ThreadRepo:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def create(
+        self,
+        user_id: str,
+        name: str,
+        assistant_id: uuid.UUID | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO thread (thread_id, user_id, assistant_id, name, metadata)"
+                f" VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                (uuid.uuid4(), user_id, assistant_id, name, Jsonb(metadata or {})),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return Thread.model_validate(row)
+
+    async def list_own(self, user_id: str) -> list[Thread]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM thread WHERE user_id = %s ORDER BY updated_at DESC",
+                (user_id,),
+            )
+            rows = await cur.fetchall()
+        return [Thread.model_validate(r) for r in rows]
+
+    async def get_own(self, user_id: str, thread_id: uuid.UUID) -> Thread | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM thread WHERE thread_id = %s AND user_id = %s",
+                (thread_id, user_id),
+            )
+            row = await cur.fetchone()
+        return Thread.model_validate(row) if row else None
+
+    async def update(
+        self,
+        user_id: str,
+        thread_id: uuid.UUID,
+        name: str,
+        assistant_id: uuid.UUID | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread | None:
+        """Update a thread the user owns; ``None`` when there is none (never an upsert)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE thread SET name = %s, assistant_id = %s,"
+                " metadata = COALESCE(%s, metadata), updated_at = now()"
+                f" WHERE thread_id = %s AND user_id = %s RETURNING {_COLUMNS}",
+                (
+                    name,
+                    assistant_id,
+                    Jsonb(metadata) if metadata is not None else None,
+                    thread_id,
+                    user_id,
+                ),
+            )
+            row = await cur.fetchone()
+        return Thread.model_validate(row) if row else None
+
+    async def touch(self, thread_id: uuid.UUID) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE thread SET updated_at = now() WHERE thread_id = %s", (thread_id,)
+            )
+
+    async def delete(self, user_id: str, thread_id: uuid.UUID) -> bool:
+        """Delete the thread row and its documents (the caller deletes its checkpoints)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "DELETE FROM thread WHERE thread_id = %s AND user_id = %s", (thread_id, user_id)
+            )
+            deleted = cur.rowcount > 0
+            if deleted:
+                await conn.execute(
+                    "DELETE FROM document WHERE namespace = %s", (f"thread:{thread_id}",)
+                )
+        return deleted
