@@ -1017,6 +1017,11 @@ class FakeOpenAI:
 # ---------------------------------------------------------------------------------------------
 
 
+def numbered_text(tokens: int) -> str:
+    """The reply ``--tokens N`` serves: ``"tok0 tok1 ..."``, exactly N tokens."""
+    return " ".join(f"tok{i}" for i in range(tokens))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tests.fakes.openai_server", description="Fake OpenAI API server."
@@ -1036,7 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     text = args.text
     if args.tokens is not None:
-        text = " ".join(f"tok{i}" for i in range(args.tokens))
+        text = numbered_text(args.tokens)
     fake = FakeOpenAI(
         default_text=text,
         token_delay=args.delay_ms / 1000.0,

@@ -139,7 +139,7 @@ def _ddg_page(query: str) -> str:
 
 # --- arXiv --------------------------------------------------------------------------------------
 
-ARXIV_ENTRIES = [
+ARXIV_ENTRIES: list[dict[str, Any]] = [
     {
         "id": "1706.03762v7",
         "published": "2017-06-12T17:57:34Z",
@@ -195,7 +195,7 @@ ARXIV_ERROR_FEED = (
 
 # --- PubMed -------------------------------------------------------------------------------------
 
-PUBMED_ARTICLES = {
+PUBMED_ARTICLES: dict[str, dict[str, Any]] = {
     "38012345": {
         "title": "Sleep duration and cardiometabolic risk in adults: a cohort study.",
         "journal": "Journal of Example Medicine",
@@ -306,7 +306,9 @@ class RecordedRequest:
 class FakeToolApis:
     """The fake server. ``start()``/``stop()`` or ``with FakeToolApis() as fake:``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
+        """With a certificate and key the server speaks HTTPS (``base_url`` says so)."""
+        self._ssl = (ssl_certfile, ssl_keyfile)
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
@@ -317,7 +319,8 @@ class FakeToolApis:
     # --- lifecycle -----------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._ssl[0] else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> FakeToolApis:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -330,6 +333,8 @@ class FakeToolApis:
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=1,
+            ssl_certfile=self._ssl[0],
+            ssl_keyfile=self._ssl[1],
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

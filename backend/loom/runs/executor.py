@@ -34,6 +34,8 @@ from loom.storage.threads import ThreadRepo
 
 log = logging.getLogger("loom.runs")
 
+CANCEL_WAIT_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class RunJob:
@@ -85,10 +87,16 @@ class LocalExecutor:
         task.add_done_callback(lambda _t: self._tasks.pop(job.run.run_id, None))
 
     async def cancel(self, run_id: uuid.UUID) -> bool:
+        """Cancel a run of this process and wait (briefly) until its end is recorded.
+
+        Waiting matters: the caller reads the run's status next (``POST /runs/{id}/cancel``)
+        or deletes the thread, which must not race the run's last checkpoint writes.
+        """
         task = self._tasks.get(run_id)
         if task is None:
             return False
         task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
         return True
 
     async def shutdown(self) -> None:
@@ -111,6 +119,11 @@ class LocalExecutor:
                 graph_input = {"messages": job.input_messages}
                 for message in job.input_messages:
                     publish(run_id, MessageUpsert(message=message_to_dict(message)))
+            elif not (await graph.aget_state(config)).next:
+                # ``null`` continues a paused run; with nothing paused (e.g. a fresh thread)
+                # there is nothing to do (LangGraph would raise EmptyInputError).
+                status = "success"
+                return
             seen: set[str] = set()
             async for item in graph.astream(
                 graph_input, config, stream_mode=["messages", "updates"]
@@ -147,12 +160,16 @@ class LocalExecutor:
             error = safe_message
             publish(run_id, ErrorEvent(status_code=code, message=safe_message))
         finally:
-            publish(run_id, EndEvent(status=status))
-            self._broker.close(run_id)
+            # Record the outcome before telling clients: one who saw `end` may start the next
+            # run on this thread at once, and must not get a 409 from this one.
             try:
                 await asyncio.shield(self._finish(job, status, error))
+            except asyncio.CancelledError:
+                pass  # cancelled again while recording: the shielded write still completes
             except Exception:
                 log.exception("could not record the end of run %s", run_id)
+            publish(run_id, EndEvent(status=status))
+            self._broker.close(run_id)
 
     async def _finish(self, job: RunJob, status: RunStatus, error: str | None) -> None:
         await self._runs.set_status(job.run.run_id, status, error)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -181,7 +182,12 @@ class SafeFetcher:
         resolver: Resolver | None = None,
         address_check: AddressCheck | None = None,
         max_redirects: int = 5,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``resolver`` and ``address_check`` replace the system resolver and the public-only
+        policy (which ``fetch_allow_private`` otherwise selects); ``verify`` is httpx's TLS
+        verification (an ``SSLContext`` trusting a private CA, for instance)."""
+        self._verify = verify
         self._timeout = settings.tool_timeout_seconds
         self._max_bytes = settings.fetch_max_bytes
         self._resolve = resolver or system_resolver
@@ -200,6 +206,7 @@ class SafeFetcher:
                 timeout=httpx.Timeout(self._timeout),
                 trust_env=False,
                 follow_redirects=False,
+                verify=self._verify,
                 headers={
                     "User-Agent": USER_AGENT,
                     "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",

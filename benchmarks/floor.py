@@ -1,0 +1,123 @@
+"""In-process measurements: the floor (same graph, no HTTP) and checkpoint growth."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk, HumanMessage
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from loom.agents.models import default_model_registry
+from loom.agents.registry import AgentFactory, AgentTypeRegistry, default_agent_types
+from loom.db.migrate import migrate
+from loom.db.pool import open_pool
+from loom.settings import Settings
+from loom.tools.registry import default_tool_registry
+
+CHATBOT = {"configurable": {"type": "chatbot"}}
+
+
+async def _factory(db_url: str, llm_url: str) -> tuple[AgentFactory, Any]:
+    settings = Settings(
+        database_url=db_url, openai_base_url=llm_url, openai_api_key="bench", db_pool_max=40
+    )
+    pool = await open_pool(db_url, settings)
+    async with pool.connection() as conn:
+        await migrate(conn)
+    saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+    await saver.setup()
+    factory = AgentFactory(
+        settings,
+        AgentTypeRegistry(default_agent_types()),
+        default_model_registry(),
+        default_tool_registry(),
+        saver,
+    )
+    return factory, pool
+
+
+async def _turn(graph: Any, thread: str, expect: str | None) -> None:
+    config = {"configurable": {"thread_id": thread}, "recursion_limit": 25}
+    text = ""
+    async for _mode, payload in graph.astream(
+        {"messages": [HumanMessage(content="hello", id=str(uuid.uuid4()))]},
+        config,
+        stream_mode=["messages", "updates"],
+    ):
+        if _mode == "messages" and isinstance(payload[0], AIMessageChunk):
+            text += str(payload[0].content)
+    if expect is not None and text != expect:
+        raise RuntimeError(f"reply mismatch: {text[:60]!r}")
+
+
+async def in_process_floor(
+    db_url: str, llm_url: str, concurrency: int, seconds: float, expect: str
+) -> dict[str, float]:
+    factory, pool = await _factory(db_url, llm_url)
+    try:
+        graph, _ = factory.graph(CHATBOT)
+        threads = [str(uuid.uuid4()) for _ in range(concurrency)]
+        await asyncio.gather(*(_turn(graph, t, expect) for t in threads))  # warm-up
+        runs = 0
+        stop_at = time.perf_counter() + seconds
+
+        async def worker(thread: str) -> None:
+            nonlocal runs
+            while time.perf_counter() < stop_at:
+                await _turn(graph, thread, expect)
+                runs += 1
+
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker(t) for t in threads))
+        cpu, elapsed = time.process_time() - cpu0, time.perf_counter() - t0
+        return {
+            "c": concurrency,
+            "runs": runs,
+            "runs_per_s": round(runs / elapsed, 1),
+            "cpu_ms_per_run": round(1000 * cpu / runs, 1),
+        }
+    finally:
+        await pool.close()
+
+
+async def _thread_bytes(pool: Any, thread: str) -> int:
+    total = 0
+    async with pool.connection() as conn:
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            cur = await conn.execute(
+                f"SELECT coalesce(sum(pg_column_size(t.*)), 0) AS n FROM {table} t"
+                " WHERE thread_id = %s",
+                (thread,),
+            )
+            row = await cur.fetchone()
+            total += int(row["n"])
+    return total
+
+
+async def checkpoint_growth(db_url: str, llm_url: str, turns: int) -> list[dict[str, float]]:
+    factory, pool = await _factory(db_url, llm_url)
+    try:
+        graph, _ = factory.graph(CHATBOT)
+        thread = str(uuid.uuid4())
+        step = max(1, turns // 5)
+        out: list[dict[str, float]] = []
+        previous_bytes, previous_turn = 0, 0
+        for turn in range(1, turns + 1):
+            await _turn(graph, thread, None)
+            if turn % step == 0 or turn == turns:
+                size = await _thread_bytes(pool, thread)
+                out.append(
+                    {
+                        "from": previous_turn + 1,
+                        "to": turn,
+                        "bytes_per_turn": (size - previous_bytes) / (turn - previous_turn),
+                        "total_bytes": size,
+                    }
+                )
+                previous_bytes, previous_turn = size, turn
+        return out
+    finally:
+        await pool.close()
