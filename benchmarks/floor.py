@@ -105,6 +105,7 @@ async def checkpoint_growth(db_url: str, llm_url: str, turns: int) -> list[dict[
         step = max(1, turns // 5)
         out: list[dict[str, float]] = []
         previous_bytes, previous_turn = 0, 0
+        started = time.perf_counter()
         for turn in range(1, turns + 1):
             await _turn(graph, thread, None)
             if turn % step == 0 or turn == turns:
@@ -115,9 +116,11 @@ async def checkpoint_growth(db_url: str, llm_url: str, turns: int) -> list[dict[
                         "to": turn,
                         "bytes_per_turn": (size - previous_bytes) / (turn - previous_turn),
                         "total_bytes": size,
+                        "ms_per_turn": 1000 * (time.perf_counter() - started) / (turn - previous_turn),
                     }
                 )
                 previous_bytes, previous_turn = size, turn
+                started = time.perf_counter()
         return out
     finally:
         await pool.close()

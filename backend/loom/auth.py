@@ -40,12 +40,24 @@ class Authenticator(Protocol):
     async def authenticate(self, request: Request) -> User: ...
 
 
+def _storable_user_id(value: str) -> str:
+    # Postgres text holds neither NUL characters nor lone surrogates (a quoted cookie may
+    # carry "\000"; a token's sub is any JSON string): refuse them here instead of a 500.
+    if "\x00" in value:
+        raise Unauthorized("The user id contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Unauthorized("The user id is not valid Unicode") from exc
+    return value
+
+
 def _checked_user_id(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Unauthorized("The token has no subject (sub)")
     if len(value) > MAX_USER_ID_LENGTH:
         raise Unauthorized("The user id is too long")
-    return value
+    return _storable_user_id(value)
 
 
 def _bearer(request: Request) -> str:
@@ -67,7 +79,7 @@ class CookieAuth:
             raise Unauthorized(f"Missing the {COOKIE_NAME} cookie")
         if len(user_id) > MAX_USER_ID_LENGTH:
             raise Unauthorized("The user id is too long")
-        return User(user_id=user_id)
+        return User(user_id=_storable_user_id(user_id))
 
 
 _FAMILIES = {"HS": "hmac", "RS": "public", "ES": "public", "PS": "public"}

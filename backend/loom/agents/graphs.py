@@ -148,17 +148,36 @@ def build_chatbot(parts: GraphParts) -> CompiledGraph:
 # --- agent (tool-calling loop) -------------------------------------------------------------
 
 
-async def _run_tool(tool: BaseTool | None, call: dict[str, Any], config: RunnableConfig) -> str:
+async def _run_tool(
+    tool: BaseTool | None, call: dict[str, Any], config: RunnableConfig
+) -> ToolMessage:
+    """Run one tool call; a failure becomes a ``status="error"`` tool message, not a failed run."""
+    call_id, name = call["id"], call["name"]
+
+    def failed(text: str) -> ToolMessage:
+        return ToolMessage(
+            content=text, tool_call_id=call_id, name=name, status="error", id=str(uuid.uuid4())
+        )
+
     if tool is None:
-        return f"Error: there is no tool named {call.get('name')!r}."
+        return failed(f"Error: there is no tool named {name!r}.")
     try:
-        result = await tool.ainvoke(call.get("args") or {}, config)
+        # Invoked as a tool call so the tool's own error handling sets the message's status.
+        result = await tool.ainvoke(
+            {"type": "tool_call", "id": call_id, "name": name, "args": call.get("args") or {}},
+            config,
+        )
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a tool error is something the model should see, not a failed run
         log.info("tool %s failed: %r", tool.name, exc)
-        return f"Error: the tool {tool.name} failed ({type(exc).__name__})."
-    return result if isinstance(result, str) else json.dumps(result, default=str)
+        return failed(f"Error: the tool {tool.name} failed ({type(exc).__name__}).")
+    if isinstance(result, ToolMessage):
+        result.id = result.id or str(uuid.uuid4())
+        result.name = result.name or name
+        return result
+    content = result if isinstance(result, str) else json.dumps(result, default=str)
+    return ToolMessage(content=content, tool_call_id=call_id, name=name, id=str(uuid.uuid4()))
 
 
 def build_agent(parts: GraphParts) -> CompiledGraph:
@@ -179,17 +198,7 @@ def build_agent(parts: GraphParts) -> CompiledGraph:
         results = await asyncio.gather(
             *(_run_tool(tools_by_name.get(c["name"]), dict(c), config) for c in pending)
         )
-        return {
-            "messages": [
-                ToolMessage(
-                    content=result,
-                    tool_call_id=call["id"],
-                    name=call["name"],
-                    id=str(uuid.uuid4()),
-                )
-                for call, result in zip(pending, results, strict=True)
-            ]
-        }
+        return {"messages": list(results)}
 
     def route(state: Any) -> str:
         last = state["messages"][-1] if state["messages"] else None

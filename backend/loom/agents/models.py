@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
@@ -35,9 +36,41 @@ class ModelSpec:
         return None
 
 
+class _PassThroughMessages:
+    """Send the already-serialised messages as they are.
+
+    ``langchain-openai`` turns messages into wire-format dicts; the ``openai`` client then
+    walks them again against its TypedDicts (``_transform``), which costs ~0.8 ms of CPU per
+    message per call: 470 ms per turn on a 600-message thread. Passing them through
+    ``extra_body`` skips that walk; the JSON sent is the same.
+    """
+
+    def _get_request_payload(
+        self, input_: Any, *, stop: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = super()._get_request_payload(  # type: ignore[misc]
+            input_, stop=stop, **kwargs
+        )
+        messages = payload.get("messages")
+        if isinstance(messages, list) and messages:
+            extra = dict(payload.get("extra_body") or {})
+            extra["messages"] = messages
+            payload["extra_body"] = extra
+            payload["messages"] = []
+        return payload
+
+
+class LoomChatOpenAI(_PassThroughMessages, ChatOpenAI):
+    pass
+
+
+class LoomAzureChatOpenAI(_PassThroughMessages, AzureChatOpenAI):
+    pass
+
+
 def _openai(spec: ModelSpec, settings: Settings, model_name: str) -> BaseChatModel:
     key = settings.openai_api_key
-    return ChatOpenAI(
+    return LoomChatOpenAI(
         model=model_name,
         # An OpenAI-compatible local server usually needs no key, but the client insists on one.
         api_key=key if key is not None else "not-needed",
@@ -50,7 +83,7 @@ def _openai(spec: ModelSpec, settings: Settings, model_name: str) -> BaseChatMod
 
 
 def _azure(spec: ModelSpec, settings: Settings, model_name: str) -> BaseChatModel:
-    return AzureChatOpenAI(
+    return LoomAzureChatOpenAI(
         azure_deployment=settings.azure_openai_deployment or model_name,
         azure_endpoint=settings.azure_openai_endpoint,
         api_key=settings.azure_openai_api_key,

@@ -35,9 +35,19 @@ class MessagesState(TypedDict):
 
 
 def with_ids(messages: Iterable[Any]) -> list[BaseMessage]:
-    """Coerce message-likes to messages, giving each one without an id a fresh one."""
+    """Coerce message-likes to messages, giving each one without an id a fresh one.
+
+    Raises ``ValueError`` naming the first message that is not one (no library internals).
+    """
     out: list[BaseMessage] = []
-    for message in convert_to_messages(list(messages)):
+    for index, raw in enumerate(messages):
+        try:
+            [message] = convert_to_messages([raw])
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            raise ValueError(
+                f"message {index} is not a valid message: it needs a type (human, ai, system "
+                "or tool) and a content that is a string or a list of content parts"
+            ) from exc
         if not message.id:
             message.id = str(uuid.uuid4())
         out.append(message)

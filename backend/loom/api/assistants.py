@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.agents.config import ConfigError
 from loom.api.deps import CurrentUser, OwnAssistant, Res, VisibleAssistant
 from loom.api.routing import SlashRouter
 from loom.errors import InvalidInput
 from loom.storage.assistants import Assistant
+from loom.validation import storable
 
 router = SlashRouter(prefix="/assistants", tags=["assistants"])
 
@@ -22,6 +23,11 @@ class AssistantIn(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     config: dict[str, Any]
     public: bool = False
+
+    @field_validator("name", "config")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value, "the value")
 
 
 class AssistantOut(BaseModel):

@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.api.deps import CurrentUser, OwnThread, Res
 from loom.api.routing import SlashRouter
 from loom.errors import NotFound
 from loom.runs import state as thread_state
 from loom.storage.threads import Thread
+from loom.validation import storable
 
 router = SlashRouter(prefix="/threads", tags=["threads"])
 
@@ -24,6 +25,11 @@ class ThreadIn(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     assistant_id: uuid.UUID
     metadata: dict[str, Any] | None = None
+
+    @field_validator("name", "metadata")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value, "the value")
 
 
 class ThreadOut(BaseModel):

@@ -19,7 +19,7 @@ class Broker(Protocol):
     def publish(self, run_id: str, event: RunEvent) -> None: ...
     def subscribe(
         self, run_id: str, heartbeat: float | None = None
-    ) -> AsyncIterator[RunEvent | None]: ...
+    ) -> AsyncIterator[list[RunEvent]]: ...
     def close(self, run_id: str) -> None: ...
     def known(self, run_id: str) -> bool: ...
 
@@ -64,17 +64,22 @@ class LocalBroker:
 
     async def subscribe(
         self, run_id: str, heartbeat: float | None = None
-    ) -> AsyncIterator[RunEvent | None]:
-        """The run's events from the first; ``None`` after ``heartbeat`` idle seconds."""
+    ) -> AsyncIterator[list[RunEvent]]:
+        """The run's events from the first, in batches of whatever has arrived.
+
+        Batching lets a busy server write many tokens in one send; an idle stream gets each
+        event as soon as it is published. An empty batch means ``heartbeat`` idle seconds.
+        """
         log = self._logs.get(run_id)
         if log is None:
             return
         index = 0
         while True:
-            while index < len(log.events):
-                event = log.events[index]
-                index += 1
-                yield event
+            if index < len(log.events):
+                batch = log.events[index:]
+                index += len(batch)
+                yield batch
+                continue
             if log.done:
                 return
             log.wakeup.clear()
@@ -85,4 +90,4 @@ class LocalBroker:
                 async with asyncio.timeout(heartbeat):
                     await log.wakeup.wait()
             except TimeoutError:
-                yield None
+                yield []

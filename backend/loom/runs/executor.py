@@ -125,6 +125,7 @@ class LocalExecutor:
                 status = "success"
                 return
             seen: set[str] = set()
+            interrupted = False
             async for item in graph.astream(
                 graph_input, config, stream_mode=["messages", "updates"]
             ):
@@ -141,6 +142,9 @@ class LocalExecutor:
                         publish(run_id, MessageDelta(id=message_id, delta=chunk.content))
                     continue
                 for node, update in payload.items():
+                    if node == "__interrupt__":
+                        interrupted = True
+                        continue
                     if node.startswith("__") or not isinstance(update, dict):
                         continue
                     produced: list[BaseMessage] = update.get("messages") or []
@@ -148,8 +152,7 @@ class LocalExecutor:
                         if done.id:
                             seen.add(done.id)
                         publish(run_id, MessageUpsert(message=message_to_dict(done)))
-            state = await graph.aget_state(config)
-            status = "interrupted" if state.next else "success"
+            status = "interrupted" if interrupted else "success"
         except asyncio.CancelledError:
             status = "cancelled"
             publish(run_id, ErrorEvent(status_code=499, message="The run was cancelled"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.agents.config import ConfigError
 from loom.agents.state import with_ids
@@ -14,6 +14,7 @@ from loom.errors import InvalidInput, NotFound
 from loom.resources import Resources
 from loom.runs.executor import RunJob
 from loom.storage.runs import Run
+from loom.validation import storable
 
 # Per-run config may not say who is running what where.
 _IDENTITY_KEYS = frozenset({"thread_id", "assistant_id", "user_id", "run_id", "checkpoint_ns"})
@@ -31,6 +32,11 @@ class RunIn(BaseModel):
     )
     config: dict[str, Any] | None = None
 
+    @field_validator("input", "config")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value, "the value")
+
 
 def decode_input(value: list[Any] | dict[str, Any] | None) -> list[Any] | None:
     if value is None:
@@ -45,8 +51,8 @@ def decode_input(value: list[Any] | dict[str, Any] | None) -> list[Any] | None:
         raise InvalidInput("input.messages must be a list")
     try:
         return with_ids(value)
-    except (ValueError, TypeError, NotImplementedError) as exc:
-        raise InvalidInput(f"Invalid message in input: {exc}") from exc
+    except ValueError as exc:
+        raise InvalidInput(f"Invalid input: {exc}") from exc
 
 
 def _run_options(config: dict[str, Any] | None, default_limit: int) -> tuple[int, str | None]:

@@ -83,20 +83,20 @@ def encode(event: RunEvent, writer: _OpenGptsWriter | _CompactWriter) -> bytes:
 
 
 async def sse_stream(
-    events: AsyncIterator[RunEvent | None], fmt: StreamFormat
+    batches: AsyncIterator[list[RunEvent]], fmt: StreamFormat
 ) -> AsyncIterator[bytes]:
-    """Encode a run's events in the chosen wire format; ``None`` is a heartbeat."""
+    """Encode batches of a run's events; an empty batch is a heartbeat. Stops after ``end``."""
     writer: _OpenGptsWriter | _CompactWriter = (
         _CompactWriter() if fmt == "compact" else _OpenGptsWriter()
     )
-    async for event in events:
-        if event is None:
+    async for batch in batches:
+        if not batch:
             yield HEARTBEAT
             continue
-        chunk = encode(event, writer)
+        chunk = b"".join(encode(event, writer) for event in batch)
         if chunk:
             yield chunk
-        if isinstance(event, EndEvent):
+        if isinstance(batch[-1], EndEvent):
             return
 
 

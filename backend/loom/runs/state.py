@@ -70,8 +70,8 @@ async def update_state(res: Resources, thread: Thread, values: Any) -> dict[str,
     """Append messages, or replace those whose id matches (e.g. editing a pending tool call)."""
     try:
         messages = with_ids(_incoming(values))
-    except (ValueError, TypeError, NotImplementedError) as exc:
-        raise InvalidInput(f"Invalid message: {exc}") from exc
+    except ValueError as exc:
+        raise InvalidInput(f"Invalid values: {exc}") from exc
     if await has_active_run(res.pool, thread.thread_id):
         raise Conflict("This thread has a run in progress; its state cannot change now")
     graph, resolved = await thread_graph(res, thread)

@@ -1,0 +1,38 @@
+"""Checks shared by every request model that stores client JSON."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+MAX_JSON_DEPTH = 64
+
+
+def storable(value: Any, what: str) -> Any:
+    """``value`` if Postgres can store it as text/jsonb and it can be sent back, else
+    ``ValueError`` (a 422).
+
+    Postgres text and jsonb hold no NUL characters, no lone surrogates and no NaN/Infinity
+    (which Python's JSON parser accepts); without this check they fail at the INSERT, a 500.
+    Nesting is bounded too: a document nested a few hundred levels deep is stored fine but
+    cannot be serialized again, which would break every listing that includes it.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError(f"{what} may not contain NUL characters")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"{what} may not contain unpaired surrogates") from exc
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{what} may not contain NaN or Infinity")
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(f"{what} is nested too deeply (limit {MAX_JSON_DEPTH} levels)")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return value
