@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage, ToolMessage
+from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from pydantic import BaseModel, ConfigDict
 
 from loom.agents.config import AssistantConfig, ConfigError, read_assistant_config
 from loom.agents.graphs import (
@@ -28,8 +30,23 @@ from loom.agents.graphs import (
 from loom.agents.models import ModelRegistry, ModelSpec
 from loom.agents.state import make_state_schema
 from loom.settings import Settings
-from loom.tools.base import Retriever, ToolContext
+from loom.tools.base import Retriever, ToolContext, ToolSpec
 from loom.tools.registry import ToolRegistry
+
+
+class _AnyArgs(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def _unavailable(spec: ToolSpec[Any], reason: str) -> BaseTool:
+    message = f"Error: the {spec.name} tool is not available on this server ({reason})."
+
+    async def answer(**_: Any) -> str:
+        return message
+
+    return StructuredTool.from_function(
+        coroutine=answer, name=spec.id, description=spec.description, args_schema=_AnyArgs
+    )
 
 
 def _ends_with(node: str) -> Callable[[Sequence[BaseMessage]], str]:
@@ -180,10 +197,15 @@ class AgentFactory:
         if self._checkpointer is None:
             raise RuntimeError("AgentFactory was created without a checkpointer")
         ctx = ToolContext(settings=self.settings, retriever=self._retriever)
-        tools = [
-            self.tools.resolve(ref.id).build(ctx, ref.config)  # type: ignore[union-attr]
-            for ref in resolved.config.tools
-        ]
+        tools: list[BaseTool] = []
+        for ref in resolved.config.tools:
+            spec = self.tools.get(ref.id)
+            reason = spec.unavailable_reason(self.settings)
+            # A tool whose key was removed after the assistant was saved: the model is told,
+            # rather than every run of the assistant failing.
+            tools.append(
+                spec.build(ctx, ref.config) if reason is None else _unavailable(spec, reason)
+            )
         parts = GraphParts(
             state_schema=self._state_schema,
             checkpointer=self._checkpointer,
