@@ -45,13 +45,14 @@ lint: $(VENV)/.stamp-dev
 typecheck: $(VENV)/.stamp-dev
 	$(BIN)/mypy
 
-test-py: $(VENV)/.stamp-dev
+# The Python suite includes the browser tests (tests/e2e), which need the built UI.
+test-py: $(VENV)/.stamp-dev ui
 	$(BIN)/pytest -q
 
-test-ui: frontend/node_modules/.stamp ui
+test-ui: frontend/node_modules/.stamp
 	cd frontend && npm run --silent typecheck && npm test --silent
 
-test: lint typecheck test-py test-ui
+test: lint typecheck test-ui test-py
 
 bench: $(VENV)/.stamp-dev
 	$(BIN)/python -m benchmarks.run

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loom.agents.models import default_model_registry
 from loom.agents.registry import AgentFactory, AgentTypeRegistry, default_agent_types
-from loom.api import assistants, runs, threads
+from loom.api import assistants, ingest, runs, threads
 from loom.api.deps import Res
 from loom.auth import make_authenticator
 from loom.db.embedded import start_embedded
@@ -32,6 +32,7 @@ from loom.db.migrate import migrate
 from loom.db.pool import open_pool
 from loom.errors import install_error_handlers
 from loom.resources import Resources
+from loom.retrieval import open_retrieval
 from loom.runs.broker import LocalBroker
 from loom.runs.executor import LocalExecutor
 from loom.settings import Settings
@@ -44,14 +45,20 @@ log = logging.getLogger("loom")
 
 
 class BodyLimit:
-    """413 for request bodies over the limit, by Content-Length or while streaming."""
+    """413 for request bodies over the limit, by Content-Length or while streaming.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``exempt_paths`` enforce their own limit (``/ingest``: ``LOOM_INGEST_MAX_REQUEST_BYTES``).
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, exempt_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt_paths = exempt_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path", "").rstrip("/") in self.exempt_paths:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
@@ -63,20 +70,33 @@ class BodyLimit:
                 if too_big:
                     await self._reject(send)
                     return
+                # The server never reads past Content-Length: nothing more to watch.
+                await self.app(scope, receive, send)
+                return
         seen = 0
         started = False
+        too_large = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, rejected
+            if too_large and (rejected or not started):
+                # FastAPI turns any error while reading the body into its own 400; whatever
+                # the app answers to a cut-off body, the client gets the 413 instead.
+                if message["type"] == "http.response.start":
+                    started = rejected = True
+                    await self._reject(send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -122,12 +142,14 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
     run_repo = RunRepo(pool)
     thread_repo = ThreadRepo(pool)
     broker = LocalBroker()
+    retriever, ingest_service = await open_retrieval(settings, pool, stack)
     factory = AgentFactory(
         settings,
         AgentTypeRegistry(default_agent_types()),
         default_model_registry(),
         default_tool_registry(),
         checkpointer,
+        retriever=retriever,
     )
     executor = LocalExecutor(factory, run_repo, thread_repo, broker)
     stack.push_async_callback(executor.shutdown)
@@ -143,6 +165,7 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
         broker=broker,
         executor=executor,
         checkpointer=checkpointer,
+        ingest=ingest_service,
     )
 
 
@@ -187,11 +210,14 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, exempt_paths=frozenset({"/ingest"})
+    )
 
     app.include_router(assistants.router)
     app.include_router(threads.router)
     app.include_router(runs.router)
+    app.include_router(ingest.router)
 
     @app.get("/health", tags=["health"])
     async def health(res: Res) -> JSONResponse:

@@ -10,6 +10,7 @@ import httpx
 from loom.agents.registry import AgentFactory
 from loom.auth import Authenticator
 from loom.db.types import Pool
+from loom.retrieval.ingest import IngestService
 from loom.runs.broker import Broker
 from loom.runs.executor import Executor
 from loom.settings import Settings
@@ -33,4 +34,4 @@ class Resources:
     broker: Broker
     executor: Executor
     checkpointer: Any
-    ingest: Any = None
+    ingest: IngestService | None = None

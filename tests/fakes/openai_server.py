@@ -803,6 +803,8 @@ class FakeOpenAI:
         writer: asyncio.StreamWriter,
         keep_alive: bool,
     ) -> bool:
+        if path.startswith("/_control/") and method == "POST":
+            return await self._control(path[len("/_control/") :], raw, writer, keep_alive)
         if path.startswith("/v1/"):
             path = path[3:]
         if method == "GET" and path == "/models":
@@ -827,6 +829,38 @@ class FakeOpenAI:
             return await self._chat(body, len(raw), reader, writer, keep_alive)
         err = _error_body(f"Unknown route {method} {path}", "invalid_request_error", "not_found")
         await self._send_json(writer, 404, err, keep_alive)
+        return keep_alive
+
+    async def _control(
+        self, verb: str, raw: bytes, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> bool:
+        """Script the fake over HTTP (for tests in another process, e.g. the browser tests).
+
+        ``POST /_control/reply`` and ``/_control/when`` take the keyword arguments of
+        :meth:`reply` / :meth:`when` as JSON (``tool_calls`` as ``[{"name", "args"}]``);
+        ``/_control/reset`` clears everything; ``/_control/requests`` answers the chat
+        requests received so far.
+        """
+        try:
+            body = _loads(raw) if raw else {}
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            calls = [ToolCall(**c) for c in body.pop("tool_calls", None) or []]
+            if verb == "reply":
+                self.reply(tool_calls=calls or None, **body)
+            elif verb == "when":
+                self.when(tool_calls=calls or None, **body)
+            elif verb == "reset":
+                self.reset()
+            elif verb == "requests":
+                await self._send_json(writer, 200, {"requests": self.chat_requests}, keep_alive)
+                return keep_alive
+            else:
+                raise ValueError(f"unknown control verb {verb!r}")
+        except (ValueError, TypeError) as exc:
+            await self._send_json(writer, 400, {"error": str(exc)}, keep_alive)
+            return keep_alive
+        await self._send_json(writer, 200, {"ok": True}, keep_alive)
         return keep_alive
 
     async def _send_error(

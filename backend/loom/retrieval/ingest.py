@@ -1,0 +1,370 @@
+"""Ingest: uploaded files -> text -> chunks -> embeddings -> rows in ``document``, all or nothing.
+
+Pipeline for one request (``POST /ingest``):
+
+1. **Check** every file (before any work): per-file size (413), then what it really is
+   (:mod:`loom.retrieval.loaders`; unsupported or mismatched type: 415).
+2. **Extract and split** every file in a worker thread: text per document (per page for PDFs),
+   split with ``RecursiveCharacterTextSplitter`` (``LOOM_CHUNK_SIZE`` / ``LOOM_CHUNK_OVERLAP``;
+   Markdown-aware separators for Markdown). A file that cannot be read: 422.
+3. **Embed and store** in one database transaction: chunks are embedded
+   :data:`~loom.retrieval.embeddings.EMBED_BATCH` at a time (a few requests in flight) and
+   copied into ``document`` as they come, so memory stays bounded by a window of batches. Before
+   committing, the target assistant or thread is locked (``FOR KEY SHARE``) and must still
+   belong to the caller, so an ingest racing a delete never leaves orphan documents.
+
+Any failure rolls everything back: a request stores all its files or none, and the error names
+every file at fault and why (413 over 415 over 422 when several fail).
+
+Each chunk row carries ``metadata = {"source", "filename", "content_type", "chunk"}`` plus
+``"page"`` (1-based) for PDFs, and the namespace ``assistant:<id>`` or ``thread:<id>``.
+
+Progress: :meth:`IngestService.ingest` answers when everything is stored;
+:meth:`IngestService.start_job` checks the files, records an ``ingest_job`` row (see
+:mod:`loom.retrieval.jobs`) and runs steps 2-3 in a background task of this process that
+updates the row's counters (``files_done`` while extracting, then ``chunks_total`` /
+``chunks_done`` per embedded window) and ends it ``done`` (with per-file chunk counts) or
+``error`` (with the message a synchronous request would have answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
+from psycopg import AsyncConnection
+
+from loom.db.types import Pool, Row
+from loom.errors import (
+    INTERNAL_MESSAGE,
+    InvalidInput,
+    LoomError,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
+from loom.retrieval.embeddings import EMBED_BATCH, Embedder
+from loom.retrieval.jobs import HEARTBEAT_SECONDS, IngestJob, IngestJobRepo
+from loom.retrieval.loaders import MIME_TYPES, FileRejected, Kind, Upload, extract, identify
+from loom.retrieval.store import ChunkRow, VectorStore, vector_literal
+from loom.settings import Settings
+
+log = logging.getLogger("loom.retrieval")
+
+# Embedding requests in flight at once for one ingest.
+EMBED_CONCURRENCY = 4
+INTERRUPTED_MESSAGE = "The server shut down before the ingest finished; nothing was stored"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where documents go: an assistant or a thread, owned by ``user_id``."""
+
+    kind: Literal["assistant", "thread"]
+    id: uuid.UUID
+    user_id: str
+
+    @property
+    def namespace(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one file became."""
+
+    filename: str
+    content_type: str
+    chunks: int
+    ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"filename": self.filename, "content_type": self.content_type, "chunks": self.chunks}
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    upload: Upload
+    kind: Kind
+
+
+class Progress:
+    """Receives progress counters; the default ignores them."""
+
+    async def files(self, done: int) -> None:
+        return None
+
+    async def chunks(self, done: int, total: int) -> None:
+        return None
+
+
+_STATUS_ORDER = (413, 415, 422)
+_ERRORS: dict[int, type[LoomError]] = {
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: InvalidInput,
+}
+
+
+def rejection(problems: Sequence[FileRejected]) -> LoomError:
+    """One client error for the files at fault (the most fundamental status wins)."""
+    found = {p.status for p in problems}
+    status = next((s for s in _STATUS_ORDER if s in found), 422)
+    message = "; ".join(str(p) for p in problems)
+    return _ERRORS[status](message)
+
+
+def splitter_for(kind: Kind, settings: Settings) -> RecursiveCharacterTextSplitter:
+    if kind == "markdown":
+        return RecursiveCharacterTextSplitter.from_language(
+            Language.MARKDOWN, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+        )
+    return RecursiveCharacterTextSplitter(
+        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+    )
+
+
+def chunk_file(checked: CheckedFile, settings: Settings) -> list[Chunk]:
+    """Extract and split one file (blocking: run it in a worker thread)."""
+    upload, kind = checked.upload, checked.kind
+    splitter = splitter_for(kind, settings)
+    chunks: list[Chunk] = []
+    for section in extract(upload, kind):
+        for piece in splitter.split_text(section.text):
+            text = piece.replace("\x00", "").strip()
+            if not text:
+                continue
+            metadata: dict[str, Any] = {
+                "source": upload.filename,
+                "filename": upload.filename,
+                "content_type": MIME_TYPES[kind],
+                "chunk": len(chunks),
+            }
+            if section.page is not None:
+                metadata["page"] = section.page
+            chunks.append(Chunk(text, metadata))
+    if not chunks:
+        raise FileRejected(upload.filename, 422, "the file contains no text")
+    return chunks
+
+
+def close_uploads(uploads: Sequence[Upload]) -> None:
+    for upload in uploads:
+        with contextlib.suppress(Exception):
+            upload.file.close()
+
+
+class _JobProgress(Progress):
+    def __init__(self, jobs: IngestJobRepo, job_id: uuid.UUID) -> None:
+        self._jobs = jobs
+        self._job_id = job_id
+
+    async def files(self, done: int) -> None:
+        await self._jobs.progress(self._job_id, files_done=done)
+
+    async def chunks(self, done: int, total: int) -> None:
+        await self._jobs.progress(self._job_id, chunks_total=total, chunks_done=done)
+
+
+class IngestService:
+    """Checks, extracts, embeds and stores uploads; runs asynchronous ingest jobs."""
+
+    def __init__(
+        self, pool: Pool, settings: Settings, embedder: Embedder, store: VectorStore
+    ) -> None:
+        self._pool = pool
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.jobs = IngestJobRepo(pool)
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+    # -- public -------------------------------------------------------------------------------
+
+    async def check(self, uploads: Sequence[Upload]) -> list[CheckedFile]:
+        """Per-file size (413) and type (415) of every upload, before any work is done."""
+        if not uploads:
+            raise InvalidInput("No files were uploaded (send them as multipart field 'files')")
+        reason = self.embedder.unavailable_reason()
+        if reason is not None:
+            raise ServiceUnavailable(f"Embeddings are not configured: {reason}")
+        limit = self.settings.ingest_max_file_bytes
+        problems: list[FileRejected] = []
+        checked: list[CheckedFile] = []
+        for upload in uploads:
+            if upload.size > limit:
+                problems.append(
+                    FileRejected(
+                        upload.filename, 413, f"{upload.size} bytes is over the limit of {limit}"
+                    )
+                )
+                continue
+            try:
+                kind = await asyncio.to_thread(identify, upload)
+            except FileRejected as exc:
+                problems.append(exc)
+                continue
+            checked.append(CheckedFile(upload, kind))
+        if problems:
+            raise rejection(problems)
+        return checked
+
+    async def ingest(
+        self, target: Target, uploads: Sequence[Upload], progress: Progress | None = None
+    ) -> list[FileResult]:
+        """Ingest synchronously: returns once every chunk is stored. Closes the uploads."""
+        try:
+            checked = await self.check(uploads)
+            return await self._ingest(target, checked, progress or Progress())
+        finally:
+            close_uploads(uploads)
+
+    async def start_job(self, target: Target, uploads: Sequence[Upload]) -> IngestJob:
+        """Check the uploads, then ingest them in the background. Closes the uploads."""
+        try:
+            checked = await self.check(uploads)
+            job = await self.jobs.create(target.user_id, target.namespace, len(checked))
+        except BaseException:
+            close_uploads(uploads)
+            raise
+        task = asyncio.create_task(self._run_job(job.job_id, target, checked, uploads))
+        self._tasks[job.job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job.job_id, None))
+        return job
+
+    async def get_job(self, user_id: str, job_id: uuid.UUID) -> IngestJob | None:
+        return await self.jobs.get_own(user_id, job_id)
+
+    async def shutdown(self) -> None:
+        """Cancel running jobs (each is marked failed; nothing of it is stored)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- pipeline -----------------------------------------------------------------------------
+
+    async def _ingest(
+        self, target: Target, checked: Sequence[CheckedFile], progress: Progress
+    ) -> list[FileResult]:
+        per_file: list[list[Chunk]] = []
+        problems: list[FileRejected] = []
+        for done, item in enumerate(checked, start=1):
+            try:
+                per_file.append(await asyncio.to_thread(chunk_file, item, self.settings))
+            except FileRejected as exc:
+                problems.append(exc)
+            await progress.files(done)
+        if problems:
+            raise rejection(problems)
+
+        results: list[FileResult] = []
+        flat: list[Chunk] = []
+        for item, chunks in zip(checked, per_file, strict=True):
+            results.append(
+                FileResult(item.upload.filename, MIME_TYPES[item.kind], len(chunks), ids=[])
+            )
+            flat.extend(chunks)
+        ids = await self._store(target, flat, progress)
+        start = 0
+        for result in results:
+            result.ids.extend(ids[start : start + result.chunks])
+            start += result.chunks
+        return results
+
+    async def _store(
+        self, target: Target, chunks: Sequence[Chunk], progress: Progress
+    ) -> list[str]:
+        total = len(chunks)
+        window = EMBED_BATCH * EMBED_CONCURRENCY
+        ids: list[str] = []
+        await progress.chunks(0, total)
+        async with self._pool.connection() as conn, conn.transaction():
+            for start in range(0, total, window):
+                part = chunks[start : start + window]
+                batches = [part[i : i + EMBED_BATCH] for i in range(0, len(part), EMBED_BATCH)]
+                vectors = await asyncio.gather(
+                    *(self.embedder.embed_documents([c.text for c in b]) for b in batches)
+                )
+                # Formatting a window of vectors as text takes a while: not on the event loop.
+                rows = await asyncio.to_thread(_rows, batches, vectors)
+                await self.store.add(conn, target.namespace, rows)
+                ids.extend(str(r.id) for r in rows)
+                await progress.chunks(start + len(part), total)
+            await _lock_target(conn, target)
+        return ids
+
+    async def _run_job(
+        self,
+        job_id: uuid.UUID,
+        target: Target,
+        checked: Sequence[CheckedFile],
+        uploads: Sequence[Upload],
+    ) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(job_id))
+        try:
+            results = await self._ingest(target, checked, _JobProgress(self.jobs, job_id))
+            await self.jobs.finish(job_id, [r.summary() for r in results])
+        except asyncio.CancelledError:
+            await asyncio.shield(self._fail(job_id, INTERRUPTED_MESSAGE))
+            raise
+        except LoomError as exc:
+            await self._fail(job_id, exc.message)
+        except Exception:
+            log.exception("ingest job %s failed", job_id)
+            await self._fail(job_id, INTERNAL_MESSAGE)
+        finally:
+            heartbeat.cancel()
+            close_uploads(uploads)
+
+    async def _fail(self, job_id: uuid.UUID, message: str) -> None:
+        try:
+            await self.jobs.fail(job_id, message)
+        except Exception:
+            log.exception("could not record the failure of ingest job %s", job_id)
+
+    async def _heartbeat(self, job_id: uuid.UUID) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(Exception):
+                await self.jobs.heartbeat(job_id)
+
+
+def _rows(
+    batches: Sequence[Sequence[Chunk]], vectors: Sequence[Sequence[list[float]]]
+) -> list[ChunkRow]:
+    return [
+        ChunkRow(c.text, c.metadata, vector_literal(v), uuid.uuid4())
+        for batch, batch_vectors in zip(batches, vectors, strict=True)
+        for c, v in zip(batch, batch_vectors, strict=True)
+    ]
+
+
+async def _lock_target(conn: AsyncConnection[Row], target: Target) -> None:
+    """Lock the target row until commit; it must still exist and belong to the caller."""
+    if target.kind == "assistant":
+        cur = await conn.execute(
+            "SELECT 1 FROM assistant WHERE assistant_id = %s AND user_id = %s FOR KEY SHARE",
+            (target.id, target.user_id),
+        )
+    else:
+        cur = await conn.execute(
+            "SELECT 1 FROM thread WHERE thread_id = %s AND user_id = %s FOR KEY SHARE",
+            (target.id, target.user_id),
+        )
+    if await cur.fetchone() is None:
+        raise NotFound(f"{target.kind.capitalize()} not found")
