@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from loom.agents.models import default_model_registry
 from loom.agents.registry import AgentFactory, AgentTypeRegistry, default_agent_types
 from loom.api import assistants, ingest, runs, threads
-from loom.api.deps import Res
+from loom.api.deps import CurrentUser, Res
 from loom.auth import make_authenticator
 from loom.db.embedded import start_embedded
 from loom.db.migrate import migrate
@@ -171,7 +171,17 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
 
 def _mount_frontend(app: FastAPI, dist: Path) -> None:
     """Serve the built UI at ``/``: hashed assets, top-level files, index.html for the rest."""
-    api_prefixes = ("assistants", "threads", "runs", "ingest", "health", "auth", "docs", "openapi")
+    api_prefixes = (
+        "assistants",
+        "threads",
+        "runs",
+        "ingest",
+        "health",
+        "auth",
+        "me",
+        "docs",
+        "openapi",
+    )
     if (dist / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
     top_level = {p.name: p for p in dist.iterdir() if p.is_file()} if dist.is_dir() else {}
@@ -227,6 +237,11 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
         except Exception:
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get("/me", tags=["auth"])
+    async def me(user: CurrentUser) -> dict[str, str]:
+        """Who the credentials belong to (401 when they are missing or bad)."""
+        return {"user_id": user.user_id}
 
     @app.get("/auth/mode", tags=["auth"])
     async def auth_mode() -> dict[str, str]:

@@ -230,16 +230,17 @@ def test_stall_after_first_token_times_out(quick: LoomServer, fake_llm: FakeOpen
     _thread_still_works(client, fake_llm, thread_id)
 
 
-def test_stall_before_first_token_is_retried(quick: LoomServer, fake_llm: FakeOpenAI) -> None:
+def test_stall_before_first_token_is_not_retried(quick: LoomServer, fake_llm: FakeOpenAI) -> None:
+    """A provider that says nothing for the whole timeout fails the run; no second wait."""
     client = quick.client("alice")
     thread_id, before = _fresh(client, fake_llm)
     fake_llm.fault("stall", text="never sent")
-    fake_llm.reply(text=TEXT)
+    spare = fake_llm.reply(text=TEXT)
     stream = stream_run(client, run_body(thread_id, "go"))
     check_shape(stream)
-    assert "error" not in stream.names
-    assert _ai_contents(stream) == [*_prefixes(TEXT), TEXT]
-    assert messages(client, thread_id)[len(before) :] == stream.data[-1]
+    assert [e["status_code"] for e in stream.errors] == [504]
+    assert spare.requests == []
+    assert [m["type"] for m in messages(client, thread_id)[len(before) :]] == ["human"]
 
 
 def test_failed_run_can_be_retried_with_null_input(loom: LoomServer, fake_llm: FakeOpenAI) -> None:

@@ -114,7 +114,9 @@ async def call_model(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not got_token and isinstance(exc, _TRANSIENT) and attempt < max_retries:
+            transient = isinstance(exc, _TRANSIENT) and not isinstance(exc, openai.APITimeoutError)
+            # A timeout is not retried: the provider already had the whole timeout to answer.
+            if not got_token and transient and attempt < max_retries:
                 delay = min(0.25 * (2**attempt), 4.0)
                 log.info("model call failed (%s); retry %d in %.2fs", exc, attempt + 1, delay)
                 attempt += 1
@@ -191,18 +193,33 @@ def build_agent(parts: GraphParts) -> CompiledGraph:
         return {"messages": [reply]}
 
     async def action(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        last = state["messages"][-1]
-        calls = list(getattr(last, "tool_calls", None) or [])
-        answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
-        pending = [c for c in calls if c.get("id") not in answered]
+        messages = state["messages"]
+        ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+        if ai is None:
+            return {"messages": []}
+        answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+        pending = [c for c in ai.tool_calls if c.get("id") not in answered]
+        # Calls whose arguments were not valid JSON: the model is told, so it can try again
+        # (the provider also requires every call id to be answered).
+        broken = [
+            ToolMessage(
+                content=f"Error: the arguments of this {c.get('name')} call are not valid JSON.",
+                tool_call_id=c["id"],
+                name=c.get("name") or "unknown",
+                status="error",
+                id=str(uuid.uuid4()),
+            )
+            for c in ai.invalid_tool_calls
+            if c.get("id") and c.get("id") not in answered
+        ]
         results = await asyncio.gather(
             *(_run_tool(tools_by_name.get(c["name"]), dict(c), config) for c in pending)
         )
-        return {"messages": list(results)}
+        return {"messages": [*results, *broken]}
 
     def route(state: Any) -> str:
         last = state["messages"][-1] if state["messages"] else None
-        if isinstance(last, AIMessage) and last.tool_calls:
+        if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
             return "action"
         return END
 

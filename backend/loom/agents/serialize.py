@@ -25,7 +25,6 @@ def chunk_start(chunk: AIMessageChunk, message_id: str) -> dict[str, Any]:
         "type": "ai",
         "name": None,
         "id": message_id,
-        "example": False,
         "tool_calls": [],
         "invalid_tool_calls": [],
         "usage_metadata": None,
