@@ -1,0 +1,94 @@
+/** Shapes of the Loom / OpenGPTs REST API as the UI uses them. */
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  args: Record<string, unknown>;
+  type?: string;
+}
+
+export interface ContentPart {
+  type: string;
+  text?: string;
+  [key: string]: unknown;
+}
+
+/** A LangChain-serialised message. */
+export interface Message {
+  id: string;
+  type: string;
+  content: string | ContentPart[];
+  tool_calls?: ToolCall[];
+  invalid_tool_calls?: unknown[];
+  tool_call_id?: string;
+  name?: string | null;
+  status?: string;
+  additional_kwargs?: Record<string, unknown>;
+  response_metadata?: Record<string, unknown>;
+  /** Client-only: the message was added locally and the server has not confirmed it yet. */
+  pending?: boolean;
+  [key: string]: unknown;
+}
+
+export interface AssistantConfigDoc {
+  configurable?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface Assistant {
+  assistant_id: string;
+  name: string;
+  config: AssistantConfigDoc;
+  public: boolean;
+  user_id: string;
+  updated_at: string;
+}
+
+export interface AssistantInput {
+  name: string;
+  config: AssistantConfigDoc;
+  public: boolean;
+}
+
+export interface Thread {
+  thread_id: string;
+  assistant_id: string | null;
+  name: string;
+  user_id: string;
+  updated_at: string;
+  metadata?: Record<string, unknown> | null;
+}
+
+export interface ThreadState {
+  values: Message[] | { messages?: Message[]; [key: string]: unknown } | null;
+  next: string[];
+  [key: string]: unknown;
+}
+
+export interface RunRecord {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string | null;
+  status: string;
+  created_at: string;
+  [key: string]: unknown;
+}
+
+export interface RunInput {
+  messages: Message[] | Omit<Message, 'id'>[];
+}
+
+export interface RunRequest {
+  thread_id: string;
+  assistant_id?: string;
+  input: RunInput | null;
+}
+
+export type AuthMode = 'cookie' | 'jwt' | 'oidc';
+
+export interface AuthModeInfo {
+  mode: AuthMode;
+  /** Optional: where to send the browser to sign in with the OIDC provider. */
+  login_url?: string;
+  [key: string]: unknown;
+}
