@@ -116,7 +116,9 @@ async def checkpoint_growth(db_url: str, llm_url: str, turns: int) -> list[dict[
                         "to": turn,
                         "bytes_per_turn": (size - previous_bytes) / (turn - previous_turn),
                         "total_bytes": size,
-                        "ms_per_turn": 1000 * (time.perf_counter() - started) / (turn - previous_turn),
+                        "ms_per_turn": 1000
+                        * (time.perf_counter() - started)
+                        / (turn - previous_turn),
                     }
                 )
                 previous_bytes, previous_turn = size, turn

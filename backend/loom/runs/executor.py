@@ -110,8 +110,9 @@ class LocalExecutor:
         publish = self._broker.publish
         status: RunStatus = "error"
         error: str | None = None
+        # Off the path to the first token; awaited before the final status is written.
+        marking = asyncio.create_task(self._runs.mark_running(job.run.run_id))
         try:
-            await self._runs.set_status(job.run.run_id, "running")
             graph, _ = self._factory.graph(job.assistant_config)
             config = run_config(job)
             graph_input: dict[str, Any] | None = None
@@ -166,7 +167,7 @@ class LocalExecutor:
             # Record the outcome before telling clients: one who saw `end` may start the next
             # run on this thread at once, and must not get a 409 from this one.
             try:
-                await asyncio.shield(self._finish(job, status, error))
+                await asyncio.shield(self._finish(job, status, error, marking))
             except asyncio.CancelledError:
                 pass  # cancelled again while recording: the shielded write still completes
             except Exception:
@@ -174,6 +175,11 @@ class LocalExecutor:
             publish(run_id, EndEvent(status=status))
             self._broker.close(run_id)
 
-    async def _finish(self, job: RunJob, status: RunStatus, error: str | None) -> None:
+    async def _finish(
+        self, job: RunJob, status: RunStatus, error: str | None, marking: asyncio.Task[None]
+    ) -> None:
+        await asyncio.wait([marking])
+        if not marking.cancelled() and marking.exception() is not None:
+            log.warning("could not mark run %s running: %r", job.run.run_id, marking.exception())
         await self._runs.set_status(job.run.run_id, status, error)
         await self._threads.touch(job.run.thread_id)

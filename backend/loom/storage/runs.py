@@ -81,6 +81,15 @@ class RunRepo:
                 (status, error, run_id),
             )
 
+    async def mark_running(self, run_id: uuid.UUID) -> None:
+        """pending -> running (never overwrites a status the run already ended with)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE run SET status = 'running', updated_at = now()"
+                " WHERE run_id = %s AND status = 'pending'",
+                (run_id,),
+            )
+
     async def fail_stale(self, reason: str) -> int:
         """Mark runs left active by a stopped server as failed (called before serving)."""
         async with self._pool.connection() as conn:
