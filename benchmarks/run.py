@@ -218,13 +218,16 @@ async def load(
         t0 = time.perf_counter()
 
         async def worker(thread: str) -> None:
-            while time.perf_counter() < stop_at:
+            failed_in_a_row = 0
+            while time.perf_counter() < stop_at and failed_in_a_row < 5:
                 try:
                     lat, ttft, size = await _one_run(http, url, assistant, thread, fmt, expect)
                 except Exception as exc:  # counted, reported
                     result.failures += 1
+                    failed_in_a_row += 1
                     print(f"  run failed: {exc}", file=sys.stderr)
                     continue
+                failed_in_a_row = 0
                 result.runs += 1
                 result.latencies.append(lat)
                 result.ttfts.append(ttft)
@@ -347,6 +350,7 @@ def main() -> None:
                 for g in growth:
                     print(
                         f"  turns {g['from']:>4}-{g['to']:<4} {g['bytes_per_turn']:8.0f} B/turn"
+                        f"  {g['ms_per_turn']:6.1f} ms/turn"
                         f"  (total {g['total_bytes'] / 1e6:.2f} MB)"
                     )
                 rows.append({"label": "checkpoint growth", "intervals": growth})

@@ -25,15 +25,18 @@ def app_factory() -> object:
 
 async def _prepare(settings: Settings) -> None:
     """Migrate, and fail runs a previous server left active (nothing can finish them now)."""
-    from loom.db.migrate import migrate
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    from loom.db.migrate import prepare_schema
     from loom.db.pool import open_pool
     from loom.storage.runs import RunRepo
 
     assert settings.database_url
     pool = await open_pool(settings.database_url, settings.model_copy(update={"db_pool_min": 1}))
     try:
+        saver = AsyncPostgresSaver(pool)
         async with pool.connection() as conn:
-            applied = await migrate(conn)
+            applied = await prepare_schema(conn, saver.setup)
         for name in applied:
             log.info("applied migration %s", name)
         stale = await RunRepo(pool).fail_stale("The server stopped before the run finished")

@@ -28,7 +28,7 @@ from loom.api import assistants, ingest, runs, threads
 from loom.api.deps import CurrentUser, Res
 from loom.auth import make_authenticator
 from loom.db.embedded import start_embedded
-from loom.db.migrate import migrate
+from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
 from loom.errors import install_error_handlers
 from loom.resources import Resources
@@ -132,10 +132,9 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
         url = embedded.uri()
     pool = await open_pool(url, settings)
     stack.push_async_callback(pool.close)
-    async with pool.connection() as conn:
-        await migrate(conn)
     checkpointer = AsyncPostgresSaver(pool)
-    await checkpointer.setup()
+    async with pool.connection() as conn:
+        await prepare_schema(conn, checkpointer.setup)
     http = httpx.AsyncClient(timeout=30)
     stack.push_async_callback(http.aclose)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
@@ -30,10 +33,53 @@ def _migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+@asynccontextmanager
+async def schema_lock(conn: AsyncConnection[dict[str, Any]]) -> AsyncIterator[None]:
+    """Hold the schema advisory lock: one process at a time changes the schema.
+
+    Session-level and re-entrant, so :func:`migrate` may run inside it.
+    """
+    await _acquire(conn)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+async def _acquire(conn: AsyncConnection[dict[str, Any]]) -> None:
+    """Take the lock by polling ``pg_try_advisory_lock``.
+
+    A blocking ``pg_advisory_lock`` keeps a statement open while it waits, and LangGraph's
+    ``setup()`` runs ``CREATE INDEX CONCURRENTLY``, which waits for every open transaction:
+    the lock holder would wait for the waiter forever (a deadlock Postgres does not detect).
+    """
+    while True:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_LOCK_KEY,))
+        row = await cur.fetchone()
+        if row and row["ok"]:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def prepare_schema(
+    conn: AsyncConnection[dict[str, Any]], *more: Callable[[], Awaitable[None]]
+) -> list[str]:
+    """Migrate, then run further set-up steps (LangGraph's ``setup()``) under the lock.
+
+    LangGraph's own migrations take no lock: two processes starting on a new database would
+    race and one would fail with ``DuplicateObject``.
+    """
+    async with schema_lock(conn):
+        applied = await migrate(conn)
+        for step in more:
+            await step()
+    return applied
+
+
 async def migrate(conn: AsyncConnection[dict[str, Any]]) -> list[str]:
     """Apply the migrations this database lacks; return the names applied."""
     applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    await _acquire(conn)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS loom_migration ("
