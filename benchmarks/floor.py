@@ -10,12 +10,10 @@ from typing import Any
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from loom.agents.models import default_model_registry
-from loom.agents.registry import AgentFactory, AgentTypeRegistry, default_agent_types
+from loom.agents.registry import AgentFactory, default_factory
 from loom.db.migrate import migrate
 from loom.db.pool import open_pool
 from loom.settings import Settings
-from loom.tools.registry import default_tool_registry
 
 CHATBOT = {"configurable": {"type": "chatbot"}}
 
@@ -29,13 +27,7 @@ async def _factory(db_url: str, llm_url: str) -> tuple[AgentFactory, Any]:
         await migrate(conn)
     saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
     await saver.setup()
-    factory = AgentFactory(
-        settings,
-        AgentTypeRegistry(default_agent_types()),
-        default_model_registry(),
-        default_tool_registry(),
-        saver,
-    )
+    factory = default_factory(settings, saver)
     return factory, pool
 
 

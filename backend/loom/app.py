@@ -22,8 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loom.agents.models import default_model_registry
-from loom.agents.registry import AgentFactory, AgentTypeRegistry, default_agent_types
+from loom.agents.registry import default_factory
 from loom.api import assistants, ingest, runs, threads
 from loom.api.deps import CurrentUser, Res
 from loom.auth import make_authenticator
@@ -39,7 +38,6 @@ from loom.settings import Settings
 from loom.storage.assistants import AssistantRepo
 from loom.storage.runs import RunRepo
 from loom.storage.threads import ThreadRepo
-from loom.tools.registry import default_tool_registry
 
 log = logging.getLogger("loom")
 
@@ -142,14 +140,7 @@ async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources
     thread_repo = ThreadRepo(pool)
     broker = LocalBroker()
     retriever, ingest_service = await open_retrieval(settings, pool, stack)
-    factory = AgentFactory(
-        settings,
-        AgentTypeRegistry(default_agent_types()),
-        default_model_registry(),
-        default_tool_registry(),
-        checkpointer,
-        retriever=retriever,
-    )
+    factory = default_factory(settings, checkpointer, retriever=retriever)
     executor = LocalExecutor(factory, run_repo, thread_repo, broker)
     stack.push_async_callback(executor.shutdown)
     return Resources(

@@ -18,10 +18,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from loom.agents.graphs import CompiledGraph
-from loom.agents.models import default_model_registry
-from loom.agents.registry import AgentFactory, AgentTypeRegistry, default_agent_types
+from loom.agents.registry import default_factory
 from loom.db.pool import open_pool
-from loom.tools.registry import default_tool_registry
 from tests.conftest import LoomServer, make_settings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.runs.helpers import history, messages, new_thread, run_body, state
@@ -138,13 +136,7 @@ async def graph(database_url: str, fake_llm: FakeOpenAI) -> AsyncIterator[Compil
     try:
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         await saver.setup()
-        factory = AgentFactory(
-            settings,
-            AgentTypeRegistry(default_agent_types()),
-            default_model_registry(),
-            default_tool_registry(),
-            saver,
-        )
+        factory = default_factory(settings, saver)
         compiled, _ = factory.graph({"configurable": {"type": "chatbot"}})
         yield compiled
     finally:

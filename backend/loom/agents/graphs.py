@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -33,7 +32,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from loom.errors import LoomError, UpstreamError, UpstreamTimeout
+from loom.errors import UpstreamError
+from loom.providers import provider_error
 from loom.tools.base import RetrievedChunk, Retriever
 
 log = logging.getLogger("loom.agents")
@@ -60,24 +60,6 @@ _TRANSIENT = (
     openai.InternalServerError,
     openai.APIConnectionError,
 )
-
-
-def _provider_error(exc: BaseException) -> LoomError:
-    if isinstance(exc, LoomError):
-        return exc
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | asyncio.TimeoutError):
-        return UpstreamTimeout()
-    if isinstance(exc, openai.RateLimitError):
-        return UpstreamError("The model provider is rate limiting requests; try again shortly")
-    if isinstance(exc, openai.AuthenticationError):
-        return UpstreamError("The model provider rejected Loom's credentials")
-    if isinstance(exc, openai.APIStatusError):
-        return UpstreamError(f"The model provider answered with HTTP {exc.status_code}")
-    if isinstance(exc, openai.APIConnectionError | httpx.HTTPError):
-        return UpstreamError("The connection to the model provider failed")
-    if isinstance(exc, json.JSONDecodeError | ValueError):
-        return UpstreamError("The model provider sent a malformed response")
-    return UpstreamError()
 
 
 async def call_model(
@@ -123,7 +105,7 @@ async def call_model(
                 await asyncio.sleep(delay)
                 continue
             log.warning("model call failed: %r", exc)
-            raise _provider_error(exc) from exc
+            raise provider_error(exc) from exc
 
 
 def _system(parts: GraphParts) -> list[BaseMessage]:

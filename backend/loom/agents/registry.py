@@ -27,11 +27,11 @@ from loom.agents.graphs import (
     build_chat_retrieval,
     build_chatbot,
 )
-from loom.agents.models import ModelRegistry, ModelSpec
+from loom.agents.models import ModelRegistry, ModelSpec, default_model_registry
 from loom.agents.state import make_state_schema
 from loom.settings import Settings
 from loom.tools.base import Retriever, ToolContext, ToolSpec
-from loom.tools.registry import ToolRegistry
+from loom.tools.registry import ToolRegistry, default_tool_registry
 
 
 class _AnyArgs(BaseModel):
@@ -217,3 +217,19 @@ class AgentFactory:
             max_retries=self.settings.model_max_retries,
         )
         return resolved.agent_type.build(parts)
+
+
+def default_factory(
+    settings: Settings,
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    retriever: Retriever | None = None,
+) -> AgentFactory:
+    """The factory over Loom's built-in registries (agent types, models, tools)."""
+    return AgentFactory(
+        settings,
+        AgentTypeRegistry(default_agent_types()),
+        default_model_registry(),
+        default_tool_registry(),
+        checkpointer,
+        retriever=retriever,
+    )

@@ -14,34 +14,17 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-import httpx
-import openai
 from langchain_openai import OpenAIEmbeddings
 from pydantic import SecretStr
 
-from loom.errors import LoomError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from loom.errors import ServiceUnavailable, UpstreamError
+from loom.providers import provider_error
 from loom.settings import Settings
 
 log = logging.getLogger("loom.retrieval")
 
 # How many texts go into one embeddings request.
 EMBED_BATCH = 64
-
-
-def _provider_error(exc: BaseException) -> LoomError:
-    if isinstance(exc, LoomError):
-        return exc
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | asyncio.TimeoutError):
-        return UpstreamTimeout("The embeddings provider did not answer in time")
-    if isinstance(exc, openai.RateLimitError):
-        return UpstreamError("The embeddings provider is rate limiting requests; try again later")
-    if isinstance(exc, openai.AuthenticationError):
-        return UpstreamError("The embeddings provider rejected Loom's credentials")
-    if isinstance(exc, openai.APIStatusError):
-        return UpstreamError(f"The embeddings provider answered with HTTP {exc.status_code}")
-    if isinstance(exc, openai.APIConnectionError | httpx.HTTPError):
-        return UpstreamError("The connection to the embeddings provider failed")
-    return UpstreamError("The embeddings provider sent an unusable answer")
 
 
 class Embedder:
@@ -101,7 +84,7 @@ class Embedder:
             raise
         except Exception as exc:
             log.warning("embedding %d texts failed: %r", len(texts), exc)
-            raise _provider_error(exc) from exc
+            raise provider_error(exc, "embeddings provider") from exc
         return self._checked(vectors, len(texts))
 
     async def embed_query(self, text: str) -> list[float]:
@@ -112,5 +95,5 @@ class Embedder:
             raise
         except Exception as exc:
             log.warning("embedding a query failed: %r", exc)
-            raise _provider_error(exc) from exc
+            raise provider_error(exc, "embeddings provider") from exc
         return self._checked([vector], 1)[0]
