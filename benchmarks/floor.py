@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from loom.agents.registry import AgentFactory, default_factory
-from loom.db.migrate import migrate
+from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
 from loom.settings import Settings
 
@@ -23,10 +23,9 @@ async def _factory(db_url: str, llm_url: str) -> tuple[AgentFactory, Any]:
         database_url=db_url, openai_base_url=llm_url, openai_api_key="bench", db_pool_max=40
     )
     pool = await open_pool(db_url, settings)
-    async with pool.connection() as conn:
-        await migrate(conn)
     saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-    await saver.setup()
+    async with pool.connection() as conn:
+        await prepare_schema(conn, saver.setup)
     factory = default_factory(settings, saver)
     return factory, pool
 

@@ -70,34 +70,35 @@ async def prepare_schema(
     race and one would fail with ``DuplicateObject``.
     """
     async with schema_lock(conn):
-        applied = await migrate(conn)
+        applied = await _apply(conn)
         for step in more:
             await step()
     return applied
 
 
 async def migrate(conn: AsyncConnection[dict[str, Any]]) -> list[str]:
-    """Apply the migrations this database lacks; return the names applied."""
+    """Apply the migrations this database lacks, under the schema lock; return their names."""
+    async with schema_lock(conn):
+        return await _apply(conn)
+
+
+async def _apply(conn: AsyncConnection[dict[str, Any]]) -> list[str]:
     applied: list[str] = []
-    await _acquire(conn)
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS loom_migration ("
-            " version int PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        cur = await conn.execute("SELECT version FROM loom_migration")
-        done = {row["version"] for row in await cur.fetchall()}
-        for number, name, sql in _migrations():
-            if number in done:
-                continue
-            log.info("applying migration %s", name)
-            async with conn.transaction():
-                await conn.execute(sql.encode())
-                await conn.execute(
-                    "INSERT INTO loom_migration (version, name) VALUES (%s, %s)", (number, name)
-                )
-            applied.append(name)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS loom_migration ("
+        " version int PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    cur = await conn.execute("SELECT version FROM loom_migration")
+    done = {row["version"] for row in await cur.fetchall()}
+    for number, name, sql in _migrations():
+        if number in done:
+            continue
+        log.info("applying migration %s", name)
+        async with conn.transaction():
+            await conn.execute(sql.encode())
+            await conn.execute(
+                "INSERT INTO loom_migration (version, name) VALUES (%s, %s)", (number, name)
+            )
+        applied.append(name)
     return applied

@@ -35,7 +35,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 from psycopg import AsyncConnection
@@ -55,6 +55,7 @@ from loom.retrieval.jobs import HEARTBEAT_SECONDS, IngestJob, IngestJobRepo
 from loom.retrieval.loaders import MIME_TYPES, FileRejected, Kind, Upload, extract, identify
 from loom.retrieval.store import ChunkRow, VectorStore, vector_literal
 from loom.settings import Settings
+from loom.storage.namespaces import Owner, namespace
 
 log = logging.getLogger("loom.retrieval")
 
@@ -67,13 +68,13 @@ INTERRUPTED_MESSAGE = "The server shut down before the ingest finished; nothing 
 class Target:
     """Where documents go: an assistant or a thread, owned by ``user_id``."""
 
-    kind: Literal["assistant", "thread"]
+    kind: Owner
     id: uuid.UUID
     user_id: str
 
     @property
     def namespace(self) -> str:
-        return f"{self.kind}:{self.id}"
+        return namespace(self.kind, self.id)
 
 
 @dataclass(frozen=True)

@@ -18,22 +18,15 @@ from langgraph.config import get_config
 
 from loom.retrieval.embeddings import Embedder
 from loom.retrieval.store import VectorStore
+from loom.storage.namespaces import Owner, namespace
 from loom.tools.base import RetrievedChunk
 
 
-def assistant_namespace(assistant_id: uuid.UUID | str) -> str:
-    return f"assistant:{uuid.UUID(str(assistant_id))}"
-
-
-def thread_namespace(thread_id: uuid.UUID | str) -> str:
-    return f"thread:{uuid.UUID(str(thread_id))}"
-
-
-def _namespace(kind: str, value: Any) -> str | None:
+def _namespace(kind: Owner, value: Any) -> str | None:
     if not value:
         return None
     try:
-        return f"{kind}:{uuid.UUID(str(value))}"
+        return namespace(kind, uuid.UUID(str(value)))
     except ValueError:
         return None
 

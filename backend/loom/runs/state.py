@@ -18,7 +18,6 @@ from loom.agents.serialize import message_to_dict
 from loom.agents.state import messages_of, with_ids
 from loom.errors import Conflict, InvalidInput
 from loom.resources import Resources
-from loom.storage.runs import has_active_run
 from loom.storage.threads import Thread
 
 # A thread whose assistant was deleted is still readable as a plain message list.
@@ -72,7 +71,7 @@ async def update_state(res: Resources, thread: Thread, values: Any) -> dict[str,
         messages = with_ids(_incoming(values))
     except ValueError as exc:
         raise InvalidInput(f"Invalid values: {exc}") from exc
-    if await has_active_run(res.pool, thread.thread_id):
+    if await res.runs.active_ids(thread.thread_id):
         raise Conflict("This thread has a run in progress; its state cannot change now")
     graph, resolved = await thread_graph(res, thread)
     if messages:
@@ -110,13 +109,7 @@ async def history(
 
 async def delete_thread(res: Resources, user_id: str, thread: Thread) -> None:
     """Delete a thread: its active run, its row and documents, and its checkpoints."""
-    async with res.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT run_id FROM run WHERE thread_id = %s AND status IN ('pending', 'running')",
-            (thread.thread_id,),
-        )
-        active = [row["run_id"] for row in await cur.fetchall()]
-    for run_id in active:
+    for run_id in await res.runs.active_ids(thread.thread_id):
         await res.executor.cancel(run_id)
     if await res.threads.delete(user_id, thread.thread_id):
         await res.checkpointer.adelete_thread(str(thread.thread_id))

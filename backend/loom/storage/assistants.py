@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from loom.db.types import Pool
+from loom.storage.namespaces import namespace
 
 
 class Assistant(BaseModel):
@@ -106,6 +107,7 @@ class AssistantRepo:
             deleted = cur.rowcount > 0
             if deleted:
                 await conn.execute(
-                    "DELETE FROM document WHERE namespace = %s", (f"assistant:{assistant_id}",)
+                    "DELETE FROM document WHERE namespace = %s",
+                    (namespace("assistant", assistant_id),),
                 )
         return deleted

@@ -81,6 +81,15 @@ class RunRepo:
                 (status, error, run_id),
             )
 
+    async def active_ids(self, thread_id: uuid.UUID) -> list[uuid.UUID]:
+        """The thread's pending or running runs (at most one, by the unique index)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT run_id FROM run WHERE thread_id = %s AND status = ANY(%s)",
+                (thread_id, list(ACTIVE)),
+            )
+            return [row["run_id"] for row in await cur.fetchall()]
+
     async def mark_running(self, run_id: uuid.UUID) -> None:
         """pending -> running (never overwrites a status the run already ended with)."""
         async with self._pool.connection() as conn:
@@ -99,12 +108,3 @@ class RunRepo:
                 (reason,),
             )
             return cur.rowcount
-
-
-async def has_active_run(pool: Pool, thread_id: uuid.UUID) -> bool:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT 1 FROM run WHERE thread_id = %s AND status IN ('pending', 'running')",
-            (thread_id,),
-        )
-        return await cur.fetchone() is not None

@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from loom.db.types import Pool
+from loom.storage.namespaces import namespace
 
 
 class Thread(BaseModel):
@@ -104,6 +105,6 @@ class ThreadRepo:
             deleted = cur.rowcount > 0
             if deleted:
                 await conn.execute(
-                    "DELETE FROM document WHERE namespace = %s", (f"thread:{thread_id}",)
+                    "DELETE FROM document WHERE namespace = %s", (namespace("thread", thread_id),)
                 )
         return deleted

@@ -13,7 +13,7 @@ import {
 import { linkClick, navigate, paths } from '../lib/router';
 import { useApp } from '../state';
 import { ConfigFields } from './ConfigForm';
-import { DropZone, UploadStatus, useUpload } from './Upload';
+import { DropZone, HiddenFileInput, UploadStatus, useUpload } from './Upload';
 import { ShareLink } from './ShareLink';
 
 let schemaPromise: Promise<unknown> | null = null;
@@ -287,19 +287,11 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
                   </button>
                   .
                 </p>
-                <input
-                  ref={fileInput}
-                  type="file"
-                  multiple
-                  className="sr-only"
-                  tabIndex={-1}
-                  aria-label="Add files to the assistant"
-                  data-testid="assistant-upload-input"
-                  onChange={(e) => {
-                    const files = Array.from(e.target.files ?? []);
-                    e.target.value = '';
-                    if (files.length) addFiles(files);
-                  }}
+                <HiddenFileInput
+                  inputRef={fileInput}
+                  label="Add files to the assistant"
+                  testId="assistant-upload-input"
+                  onFiles={addFiles}
                 />
                 {!assistant && staged.length > 0 && (
                   <ul className="staged" aria-label="Files to upload after saving">

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { Icon } from './Icon';
+import { HiddenFileInput } from './Upload';
 
 interface Props {
   streaming: boolean;
@@ -74,19 +75,11 @@ export function Composer({
         >
           <Icon name="attach" />
         </button>
-        <input
-          ref={fileInput}
-          type="file"
-          multiple
-          className="sr-only"
-          tabIndex={-1}
-          aria-label="Files to add to this chat"
-          data-testid="upload-input"
-          onChange={(e) => {
-            const files = Array.from(e.target.files ?? []);
-            e.target.value = '';
-            if (files.length) onAttach(files);
-          }}
+        <HiddenFileInput
+          inputRef={fileInput}
+          label="Files to add to this chat"
+          testId="upload-input"
+          onFiles={onAttach}
         />
         <label htmlFor="composer-input" className="sr-only">
           Message

@@ -1,4 +1,12 @@
-import { useCallback, useEffect, useRef, useState, type DragEvent, type ReactNode } from 'react';
+import {
+  useCallback,
+  useEffect,
+  useRef,
+  useState,
+  type DragEvent,
+  type ReactNode,
+  type RefObject,
+} from 'react';
 import { uploadFiles, type IngestTarget, type UploadHandle } from '../api/upload';
 
 export type UploadState =
@@ -151,5 +159,35 @@ export function DropZone({
         </div>
       )}
     </div>
+  );
+}
+
+/** A visually hidden file input, opened by a visible button elsewhere (via `inputRef`). */
+export function HiddenFileInput({
+  inputRef,
+  label,
+  testId,
+  onFiles,
+}: {
+  inputRef: RefObject<HTMLInputElement | null>;
+  label: string;
+  testId: string;
+  onFiles: (files: File[]) => void;
+}) {
+  return (
+    <input
+      ref={inputRef}
+      type="file"
+      multiple
+      className="sr-only"
+      tabIndex={-1}
+      aria-label={label}
+      data-testid={testId}
+      onChange={(e) => {
+        const files = Array.from(e.target.files ?? []);
+        e.target.value = '';
+        if (files.length) onFiles(files);
+      }}
+    />
   );
 }
