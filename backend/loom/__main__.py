@@ -1,13 +1,16 @@
-"""The ``loom`` command: ``loom serve``, ``loom migrate``."""
+"""The ``loom`` command: ``loom serve [--no-worker]``, ``loom worker``, ``loom migrate``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 
 from pydantic import ValidationError
 
@@ -17,19 +20,18 @@ log = logging.getLogger("loom")
 
 
 def app_factory() -> object:
-    """uvicorn's factory for worker processes (settings come from the environment)."""
+    """uvicorn's factory for server processes (settings come from the environment)."""
     from loom.app import create_app
 
     return create_app(load_settings())
 
 
 async def _prepare(settings: Settings) -> None:
-    """Migrate, and fail runs a previous server left active (nothing can finish them now)."""
+    """Apply migrations (and LangGraph's set-up) before any server process starts."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
     from loom.db.migrate import prepare_schema
     from loom.db.pool import open_pool
-    from loom.storage.runs import RunRepo
 
     assert settings.database_url
     pool = await open_pool(settings.database_url, settings.model_copy(update={"db_pool_min": 1}))
@@ -39,9 +41,6 @@ async def _prepare(settings: Settings) -> None:
             applied = await prepare_schema(conn, saver.setup)
         for name in applied:
             log.info("applied migration %s", name)
-        stale = await RunRepo(pool).fail_stale("The server stopped before the run finished")
-        if stale:
-            log.warning("marked %d unfinished run(s) from a previous server as failed", stale)
     finally:
         await pool.close()
 
@@ -53,24 +52,32 @@ def _with_database(settings: Settings) -> tuple[Settings, object | None]:
 
     embedded = start_embedded(settings.data_dir)
     url = embedded.uri()
-    # Worker processes read their settings from the environment: hand them the same server.
+    # Server processes read their settings from the environment: hand them the same server.
     os.environ["LOOM_DATABASE_URL"] = url
     return settings.model_copy(update={"database_url": url}), embedded
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings) -> int:
     import uvicorn
 
+    # Server processes read their settings from the environment.
+    os.environ["LOOM_PROCESSES"] = str(settings.processes)
+    os.environ["LOOM_IN_PROCESS_WORKER"] = "true" if settings.in_process_worker else "false"
     settings, embedded = _with_database(settings)
     try:
         asyncio.run(_prepare(settings))
-        print(f"Loom is starting on http://{settings.host}:{settings.port}", flush=True)
+        workers = "a worker in each" if settings.in_process_worker else "no worker (--no-worker)"
+        print(
+            f"Loom is starting on http://{settings.host}:{settings.port}"
+            f" ({settings.processes} server process(es), {workers})",
+            flush=True,
+        )
         uvicorn.run(
             "loom.__main__:app_factory",
             factory=True,
             host=settings.host,
             port=settings.port,
-            workers=settings.workers,
+            workers=settings.processes,
             log_level=settings.log_level,
             access_log=False,
             timeout_graceful_shutdown=10,
@@ -78,9 +85,57 @@ def serve(settings: Settings) -> None:
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
+    return 0
 
 
-def migrate_command(settings: Settings) -> None:
+async def run_worker(settings: Settings) -> None:
+    """Execute queued runs until SIGTERM/SIGINT, then drain (see LOOM_DRAIN_SECONDS)."""
+    from loom.runtime import describe, open_runtime
+
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime(settings, stack)
+        worker = runtime.worker()
+        await worker.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        print(
+            f"Loom worker {worker.owner} is ready: up to {settings.worker_concurrency} runs"
+            f" at once ({describe(runtime)})",
+            flush=True,
+        )
+        await stopping.wait()
+        print(
+            f"Loom worker {worker.owner} is stopping: {worker.running} run(s) in flight get"
+            f" {settings.drain_seconds:.0f} s, then go back to the queue",
+            flush=True,
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await worker.drain()
+
+
+def worker_command(settings: Settings) -> int:
+    if not settings.redis_url:
+        print(
+            "loom worker needs LOOM_REDIS_URL: runs executed here are streamed to the API"
+            " processes through Redis. One process needs none: `loom serve` runs a worker"
+            " itself.",
+            file=sys.stderr,
+        )
+        return 2
+    settings, embedded = _with_database(settings)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_worker(settings))
+    finally:
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
+    return 0
+
+
+def migrate_command(settings: Settings) -> int:
     settings, embedded = _with_database(settings)
     try:
         asyncio.run(_prepare(settings))
@@ -88,36 +143,51 @@ def migrate_command(settings: Settings) -> None:
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
+    return 0
 
 
-COMMANDS = {"serve": serve, "migrate": migrate_command}
+COMMANDS: dict[str, Callable[[Settings], int]] = {
+    "serve": serve,
+    "worker": worker_command,
+    "migrate": migrate_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loom", description="Loom: a runtime for AI agents")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve_p = sub.add_parser("serve", help="run the API and UI server")
+    serve_p = sub.add_parser("serve", help="run the API and UI server (with a worker)")
     serve_p.add_argument("--host")
     serve_p.add_argument("--port", type=int)
-    serve_p.add_argument("--workers", type=int, help="server processes (default 1)")
+    serve_p.add_argument(
+        "--processes", "--workers", dest="processes", type=int, help="server processes"
+    )
+    serve_p.add_argument(
+        "--no-worker",
+        dest="in_process_worker",
+        action="store_false",
+        default=None,
+        help="execute no runs here: `loom worker` processes do (needs LOOM_REDIS_URL)",
+    )
+    worker_p = sub.add_parser("worker", help="execute queued runs (needs LOOM_REDIS_URL)")
+    worker_p.add_argument("--concurrency", dest="worker_concurrency", type=int)
     sub.add_parser("migrate", help="apply database migrations and exit")
     args = parser.parse_args(argv)
 
-    overrides = {
-        k: v for k in ("host", "port", "workers") if (v := getattr(args, k, None)) is not None
-    }
+    keys = ("host", "port", "processes", "in_process_worker", "worker_concurrency")
+    overrides = {k: v for k in keys if (v := getattr(args, k, None)) is not None}
     try:
         settings = load_settings(**overrides)
     except ValidationError as exc:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
-            print(f"loom: invalid configuration ({where}): {err['msg']}", file=sys.stderr)
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            print(f"loom: invalid configuration ({where}): {msg}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    COMMANDS[args.command](settings)
-    return 0
+    return COMMANDS[args.command](settings)
 
 
 if __name__ == "__main__":

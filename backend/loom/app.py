@@ -1,16 +1,19 @@
-"""The FastAPI application: routers, error handlers, and the lifespan that opens resources.
+"""The FastAPI application: routers, error handlers, and the lifespan.
 
-``create_app(settings)`` builds an app; nothing happens at import time. The lifespan starts
-the embedded Postgres when no database URL is configured, opens the pool, applies migrations,
-sets up LangGraph's checkpoint tables and hands everything to requests as one
-:class:`~loom.resources.Resources`.
+``create_app(settings)`` builds an app; nothing happens at import time. The lifespan opens
+the :class:`~loom.runtime.Runtime` (database, migrations, queue, broker, ...), starts this
+process's worker unless ``LOOM_IN_PROCESS_WORKER`` is off (``loom serve --no-worker``), and
+builds the services the routers use. On shutdown the worker drains: in-flight runs get
+``LOOM_DRAIN_SECONDS`` to finish, the rest go back to the queue.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,144 +22,18 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loom.agents.registry import default_factory
 from loom.api import assistants, ingest, runs, threads
-from loom.api.deps import CurrentUser, Res
+from loom.api.deps import AppState, CurrentUser, PoolDep
+from loom.api.errors import install_error_handlers
 from loom.auth import make_authenticator
-from loom.db.embedded import start_embedded
-from loom.db.migrate import prepare_schema
-from loom.db.pool import open_pool
-from loom.errors import install_error_handlers
-from loom.resources import Resources
-from loom.retrieval import open_retrieval
-from loom.runs.broker import LocalBroker
-from loom.runs.executor import LocalExecutor
+from loom.runs.service import RunService
+from loom.runs.state import ThreadStateService
+from loom.runs.worker import Worker
+from loom.runtime import Runtime, describe, open_runtime
 from loom.settings import Settings
-from loom.storage.assistants import AssistantRepo
-from loom.storage.runs import RunRepo
-from loom.storage.threads import ThreadRepo
 
 log = logging.getLogger("loom")
-
-
-class BodyLimit:
-    """413 for request bodies over the limit, by Content-Length or while streaming.
-
-    ``exempt_paths`` enforce their own limit (``/ingest``: ``LOOM_INGEST_MAX_REQUEST_BYTES``).
-    """
-
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, exempt_paths: frozenset[str] = frozenset()
-    ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.exempt_paths = exempt_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path", "").rstrip("/") in self.exempt_paths:
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._reject(send)
-                    return
-                # The server never reads past Content-Length: nothing more to watch.
-                await self.app(scope, receive, send)
-                return
-        seen = 0
-        started = False
-        too_large = False
-        rejected = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    too_large = True
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started, rejected
-            if too_large and (rejected or not started):
-                # FastAPI turns any error while reading the body into its own 400; whatever
-                # the app answers to a cut-off body, the client gets the 413 instead.
-                if message["type"] == "http.response.start":
-                    started = rejected = True
-                    await self._reject(send)
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
-
-    async def _reject(self, send: Send) -> None:
-        limit = self.max_bytes
-        response = JSONResponse(
-            {"detail": f"Request body too large (limit {limit} bytes)"}, status_code=413
-        )
-        await response({"type": "http"}, _empty_receive, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _empty_receive() -> Message:
-    return {"type": "http.disconnect"}
-
-
-async def open_resources(settings: Settings, stack: AsyncExitStack) -> Resources:
-    """Open everything a Loom process needs; ``stack`` closes it in reverse order."""
-    url = settings.database_url
-    if url is None:
-        embedded = await asyncio.to_thread(start_embedded, settings.data_dir)
-        stack.callback(embedded.stop)
-        url = embedded.uri()
-    pool = await open_pool(url, settings)
-    stack.push_async_callback(pool.close)
-    checkpointer = AsyncPostgresSaver(pool)
-    async with pool.connection() as conn:
-        await prepare_schema(conn, checkpointer.setup)
-    http = httpx.AsyncClient(timeout=30)
-    stack.push_async_callback(http.aclose)
-
-    run_repo = RunRepo(pool)
-    thread_repo = ThreadRepo(pool)
-    broker = LocalBroker()
-    retriever, ingest_service = await open_retrieval(settings, pool, stack)
-    factory = default_factory(settings, checkpointer, retriever=retriever)
-    executor = LocalExecutor(factory, run_repo, thread_repo, broker)
-    stack.push_async_callback(executor.shutdown)
-    return Resources(
-        settings=settings,
-        pool=pool,
-        http=http,
-        auth=make_authenticator(settings, http),
-        assistants=AssistantRepo(pool),
-        threads=thread_repo,
-        runs=run_repo,
-        factory=factory,
-        broker=broker,
-        executor=executor,
-        checkpointer=checkpointer,
-        ingest=ingest_service,
-    )
 
 
 def _mount_frontend(app: FastAPI, dist: Path) -> None:
@@ -189,18 +66,90 @@ def _mount_frontend(app: FastAPI, dist: Path) -> None:
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
 
-def create_app(settings: Settings, *, resources: Resources | None = None) -> FastAPI:
-    """Build the app. ``resources`` lets a test share resources it opened itself."""
+async def open_app_state(
+    settings: Settings, stack: AsyncExitStack, runtime: Runtime | None = None
+) -> AppState:
+    """Open the runtime (unless given), start this process's worker, build the services."""
+    if runtime is None:
+        runtime = await open_runtime(settings, stack)
+    http = httpx.AsyncClient(timeout=30)
+    stack.push_async_callback(http.aclose)
+    worker: Worker | None = None
+    if settings.in_process_worker:
+        worker = runtime.worker()
+        await worker.start()
+        stack.push_async_callback(worker.drain)
+    run_service = RunService(
+        runs=runtime.runs,
+        threads=runtime.threads,
+        assistants=runtime.assistants,
+        factory=runtime.factory,
+        broker=runtime.broker,
+        wakeup=runtime.wakeup,
+        worker=worker,
+        default_recursion_limit=settings.recursion_limit,
+        lease_seconds=settings.lease_seconds,
+    )
+    state_service = ThreadStateService(
+        threads=runtime.threads,
+        assistants=runtime.assistants,
+        runs=runtime.runs,
+        run_service=run_service,
+        factory=runtime.factory,
+        checkpointer=runtime.checkpointer,
+    )
+    return AppState(
+        runtime=runtime,
+        http=http,
+        auth=make_authenticator(settings, http),
+        runs=run_service,
+        state=state_service,
+        worker=worker,
+    )
+
+
+def _on_sigterm(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` first when the server gets SIGTERM/SIGINT (then the server's own
+    handler); returns an undo. A no-op off the main thread (servers run by tests)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        before = signal.getsignal(sig)
+        if not callable(before):
+            continue
+        previous[sig] = before
+
+        def handler(signum: int, frame: Any, before: Any = before) -> None:
+            callback()
+            before(signum, frame)
+
+        signal.signal(sig, handler)
+
+    def undo() -> None:
+        for sig, before in previous.items():
+            with contextlib.suppress(ValueError):
+                signal.signal(sig, before)
+
+    return undo
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. ``runtime`` lets a test share a runtime it opened itself."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        if resources is not None:
-            app.state.resources = resources
-            yield {}
-            return
         async with AsyncExitStack() as stack:
-            app.state.resources = await open_resources(settings, stack)
-            log.info("Loom is ready (auth: %s)", settings.auth)
+            state = await open_app_state(settings, stack, runtime)
+            app.state.loom = state
+            if state.worker is not None:
+                stack.callback(_on_sigterm(state.worker.stop_claiming))
+            log.info(
+                "Loom is ready (auth: %s, worker: %s, %s)",
+                settings.auth,
+                "in process" if state.worker else "none (--no-worker)",
+                describe(state.runtime),
+            )
             yield {}
 
     app = FastAPI(
@@ -210,19 +159,18 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Fas
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, exempt_paths=frozenset({"/ingest"})
-    )
 
-    app.include_router(assistants.router)
-    app.include_router(threads.router)
-    app.include_router(runs.router)
-    app.include_router(ingest.router)
+    # Request bodies are limited per router (FastAPI's max_body_size), inside the middleware
+    # that keeps the 413's body in Loom's error shape.
+    for router in (assistants.router, threads.router, runs.router):
+        app.include_router(router, max_body_size=settings.max_body_bytes)
+    # Uploads have their own, larger limit (LOOM_INGEST_MAX_REQUEST_BYTES).
+    app.include_router(ingest.router, max_body_size=settings.ingest_max_request_bytes)
 
     @app.get("/health", tags=["health"])
-    async def health(res: Res) -> JSONResponse:
+    async def health(pool: PoolDep) -> JSONResponse:
         try:
-            async with res.pool.connection(timeout=5) as conn:
+            async with pool.connection(timeout=5) as conn:
                 await conn.execute("SELECT 1")
         except Exception:
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)

@@ -1,22 +1,15 @@
-"""One error tree, mapped to HTTP responses and to SSE ``error`` events in one place.
+"""One error tree with stable codes, shared by the core and every protocol.
 
-Only :class:`LoomError` subclasses carry a message meant for clients. Anything else that
-escapes is logged with its stack trace and answered with a generic message: internals never
-reach a client.
+Only :class:`LoomError` subclasses carry a message meant for clients; each has a stable
+``code`` (``"not_found"``, ``"thread_busy"``, ...). The core raises these and knows nothing
+of HTTP: each protocol maps codes to its own wire shape in one place (the native API in
+:mod:`loom.api.errors`). Anything else that escapes is logged with its stack trace and
+answered with a generic message: internals never reach a client.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger("loom.errors")
+from typing import Any, ClassVar
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -24,8 +17,8 @@ INTERNAL_MESSAGE = "Internal server error"
 class LoomError(Exception):
     """Base of every error whose message is safe to show a client."""
 
-    status_code = 500
-    default_message = INTERNAL_MESSAGE
+    code: ClassVar[str] = "internal"
+    default_message: ClassVar[str] = INTERNAL_MESSAGE
 
     def __init__(self, message: str | None = None, *, detail: Any = None) -> None:
         self.message = message or self.default_message
@@ -34,100 +27,82 @@ class LoomError(Exception):
 
 
 class BadRequest(LoomError):
-    status_code = 400
+    code = "bad_request"
     default_message = "Bad request"
 
 
 class Unauthorized(LoomError):
-    status_code = 401
+    code = "unauthorized"
     default_message = "Not authenticated"
 
 
 class NotFound(LoomError):
-    status_code = 404
+    code = "not_found"
     default_message = "Not found"
 
 
 class Conflict(LoomError):
-    status_code = 409
+    code = "conflict"
     default_message = "Conflict"
 
 
+class ThreadBusy(Conflict):
+    """The thread already has an active run and the new run's strategy is ``reject``."""
+
+    code = "thread_busy"
+    default_message = (
+        "This thread already has a run in progress; wait for it to finish or cancel it"
+    )
+
+
 class PayloadTooLarge(LoomError):
-    status_code = 413
+    code = "too_large"
     default_message = "Request body too large"
 
 
 class UnsupportedMediaType(LoomError):
-    status_code = 415
+    code = "unsupported_media_type"
     default_message = "Unsupported media type"
 
 
 class InvalidInput(LoomError):
-    status_code = 422
+    code = "invalid_input"
     default_message = "Invalid input"
+
+
+class RunCancelled(LoomError):
+    """A run was stopped by a client (cancel, disconnect, or a newer run's strategy)."""
+
+    code = "cancelled"
+    default_message = "The run was cancelled"
 
 
 class UpstreamError(LoomError):
     """The model provider (or another upstream service) failed."""
 
-    status_code = 502
+    code = "upstream_error"
     default_message = "The model provider failed to answer"
 
 
 class UpstreamTimeout(UpstreamError):
-    status_code = 504
+    code = "upstream_timeout"
     default_message = "The model provider did not answer in time"
 
 
 class ServiceUnavailable(LoomError):
-    status_code = 503
+    code = "unavailable"
     default_message = "Service unavailable"
 
 
-def public_error(exc: BaseException) -> tuple[int, str]:
-    """The status code and client-safe message for any exception."""
+class RunLost(LoomError):
+    """A run's worker stopped too many times; the run was given up."""
+
+    code = "run_lost"
+    default_message = "The run was stopped repeatedly before it could finish"
+
+
+def public_error(exc: BaseException) -> tuple[str, str]:
+    """The stable code and client-safe message for any exception."""
     if isinstance(exc, LoomError):
-        return exc.status_code, exc.message
-    return 500, INTERNAL_MESSAGE
-
-
-def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=status, headers=headers)
-
-
-def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Pydantic's error list minus the echoed input and the internal URLs.
-    out: list[dict[str, Any]] = []
-    for err in exc.errors():
-        item: dict[str, Any] = {"loc": list(err.get("loc", ())), "msg": err.get("msg", "")}
-        if "type" in err:
-            item["type"] = err["type"]
-        out.append(item)
-    return out
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def loom_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, LoomError)
-        if exc.status_code >= 500:
-            log.warning("request failed: %s", exc.message)
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return _json(exc.status_code, exc.detail, headers)
-
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return _json(422, _validation_detail(exc))
-
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        return _json(exc.status_code, exc.detail, dict(exc.headers or {}) or None)
-
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return _json(500, INTERNAL_MESSAGE)
-
-    app.add_exception_handler(LoomError, loom_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+        return exc.code, exc.message
+    return LoomError.code, INTERNAL_MESSAGE

@@ -30,7 +30,13 @@ class Settings(BaseSettings):
     # --- server -----------------------------------------------------------------------------
     host: str = "0.0.0.0"
     port: int = Field(default=8100, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64, description="uvicorn server processes")
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=_env("LOOM_PROCESSES", "LOOM_WORKERS", "processes"),
+        description="server processes (LOOM_WORKERS is the old name)",
+    )
     env: Literal["development", "production"] = "development"
     log_level: str = "info"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -42,7 +48,18 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
     redis_url: str | None = None
+    redis_prefix: str = "loom:"
     checkpoint_snapshot_frequency: int = Field(default=1000, ge=1)
+
+    # --- runs: queue, workers, streams ---------------------------------------------------------
+    # ``loom serve`` runs a worker inside each server process unless --no-worker says not to.
+    in_process_worker: bool = True
+    worker_concurrency: int = Field(default=16, ge=1, le=1000)
+    lease_seconds: float = Field(default=30.0, ge=1.0)
+    run_max_attempts: int = Field(default=3, ge=1, le=100)
+    drain_seconds: float = Field(default=30.0, ge=0.0)
+    worker_poll_seconds: float = Field(default=2.0, gt=0)
+    stream_ttl_seconds: float = Field(default=600.0, ge=1.0)
 
     # --- auth -------------------------------------------------------------------------------
     auth: Literal["cookie", "jwt", "oidc"] = "cookie"
@@ -122,9 +139,29 @@ class Settings(BaseSettings):
         bad = [a for a in self.jwt_algorithms if a not in allowed]
         if bad:
             raise ValueError(f"LOOM_JWT_ALGORITHMS has unsupported algorithms: {bad}")
+        if self.redis_url is None and self.processes > 1:
+            raise ValueError(
+                "LOOM_PROCESSES > 1 needs LOOM_REDIS_URL: runs and their streams are shared "
+                "between processes through Redis"
+            )
+        if self.redis_url is None and not self.in_process_worker:
+            raise ValueError(
+                "serving without an in-process worker (--no-worker) needs LOOM_REDIS_URL: "
+                "runs executed by `loom worker` processes are streamed through Redis"
+            )
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("LOOM_CHUNK_OVERLAP must be smaller than LOOM_CHUNK_SIZE")
         return self
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a worker renews its leases: three times per lease."""
+        return self.lease_seconds / 3
+
+    @property
+    def sweep_seconds(self) -> float:
+        """How often workers look for expired leases."""
+        return min(self.lease_seconds / 2, 15.0)
 
     @property
     def embeddings_url(self) -> str | None:

@@ -20,6 +20,7 @@ class SseEvent:
     event: str
     data: Any = None  # the decoded JSON of the data lines; None when there was no data line
     has_data: bool = False
+    id: str | None = None  # the ``id:`` field (the run's event sequence number)
 
 
 @dataclass
@@ -29,6 +30,7 @@ class SseParser:
     comments: list[str] = field(default_factory=list)
     _buffer: bytes = b""
     _event: str | None = None
+    _id: str | None = None
     _data: list[str] = field(default_factory=list)
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
@@ -53,8 +55,9 @@ class SseParser:
             name = self._event or "message"
             has_data = bool(self._data)
             data = json.loads("\n".join(self._data)) if has_data else None
-            self._event, self._data = None, []
-            return SseEvent(name, data, has_data)
+            event = SseEvent(name, data, has_data, self._id)
+            self._event, self._data, self._id = None, [], None
+            return event
         if line.startswith(":"):
             self.comments.append(line[1:].strip())
             return None
@@ -64,6 +67,8 @@ class SseParser:
             self._event = value
         elif name == "data":
             self._data.append(value)
+        elif name == "id":
+            self._id = value
         else:
             raise AssertionError(f"unexpected SSE field {name!r} in {line!r}")
         return None
@@ -157,11 +162,24 @@ def check_shape(stream: Stream) -> None:
     assert names.count("error") <= 1
     if "error" in names:
         assert names[-2] == "error", names
+    check_ids(stream.events)
+
+
+def check_ids(events: list[SseEvent], after: int = -1) -> None:
+    """Every event carries an ``id:``; they increase (metadata is 0, run events from 1)."""
+    ids = [e.id for e in events]
+    assert all(i is not None and i.isdigit() for i in ids), ids
+    numbers = [int(i) for i in ids if i is not None]
+    assert numbers == sorted(set(numbers)), numbers
+    assert not numbers or numbers[0] > after, (numbers, after)
 
 
 def apply_patches(messages: list[dict[str, Any]], patches: Iterable[dict[str, Any]]) -> None:
     """Apply compact-format patches: a whole message (insert/replace by id) or a text delta."""
     for patch in patches:
+        if set(patch) == {"id", "removed"}:
+            messages[:] = [m for m in messages if m["id"] != patch["id"]]
+            continue
         if set(patch) == {"id", "delta"}:
             [target] = [m for m in messages if m["id"] == patch["id"]]
             assert isinstance(target["content"], str)

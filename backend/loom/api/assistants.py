@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.agents.config import ConfigError
-from loom.api.deps import CurrentUser, OwnAssistant, Res, VisibleAssistant
+from loom.api.deps import Assistants, CurrentUser, Factory, OwnAssistant, VisibleAssistant
 from loom.api.routing import SlashRouter
 from loom.errors import InvalidInput
 from loom.storage.assistants import Assistant
@@ -50,28 +50,30 @@ class AssistantOut(BaseModel):
         )
 
 
-def _validated(res: Res, body: AssistantIn) -> None:
+def _validated(factory: Factory, body: AssistantIn) -> None:
     try:
-        res.factory.resolve(body.config)
+        factory.resolve(body.config)
     except ConfigError as exc:
         raise InvalidInput(f"Invalid assistant config: {exc}") from exc
 
 
 @router.post("", response_model=AssistantOut)
-async def create_assistant(body: AssistantIn, user: CurrentUser, res: Res) -> AssistantOut:
-    _validated(res, body)
-    created = await res.assistants.create(user.user_id, body.name, body.config, body.public)
+async def create_assistant(
+    body: AssistantIn, user: CurrentUser, assistants: Assistants, factory: Factory
+) -> AssistantOut:
+    _validated(factory, body)
+    created = await assistants.create(user.user_id, body.name, body.config, body.public)
     return AssistantOut.of(created)
 
 
 @router.get("", response_model=list[AssistantOut])
-async def list_assistants(user: CurrentUser, res: Res) -> list[AssistantOut]:
-    return [AssistantOut.of(a) for a in await res.assistants.list_own(user.user_id)]
+async def list_assistants(user: CurrentUser, assistants: Assistants) -> list[AssistantOut]:
+    return [AssistantOut.of(a) for a in await assistants.list_own(user.user_id)]
 
 
 @router.get("/public", response_model=list[AssistantOut])
-async def list_public_assistants(user: CurrentUser, res: Res) -> list[AssistantOut]:
-    return [AssistantOut.of(a) for a in await res.assistants.list_public()]
+async def list_public_assistants(user: CurrentUser, assistants: Assistants) -> list[AssistantOut]:
+    return [AssistantOut.of(a) for a in await assistants.list_public()]
 
 
 @router.get("/{assistant_id}", response_model=AssistantOut)
@@ -81,10 +83,14 @@ async def get_assistant(assistant: VisibleAssistant) -> AssistantOut:
 
 @router.put("/{assistant_id}", response_model=AssistantOut)
 async def update_assistant(
-    body: AssistantIn, assistant: OwnAssistant, user: CurrentUser, res: Res
+    body: AssistantIn,
+    assistant: OwnAssistant,
+    user: CurrentUser,
+    assistants: Assistants,
+    factory: Factory,
 ) -> AssistantOut:
-    _validated(res, body)
-    updated = await res.assistants.update(
+    _validated(factory, body)
+    updated = await assistants.update(
         user.user_id, assistant.assistant_id, body.name, body.config, body.public
     )
     if updated is None:  # deleted in between
@@ -93,6 +99,8 @@ async def update_assistant(
 
 
 @router.delete("/{assistant_id}")
-async def delete_assistant(assistant: OwnAssistant, user: CurrentUser, res: Res) -> dict[str, str]:
-    await res.assistants.delete(user.user_id, assistant.assistant_id)
+async def delete_assistant(
+    assistant: OwnAssistant, user: CurrentUser, assistants: Assistants
+) -> dict[str, str]:
+    await assistants.delete(user.user_id, assistant.assistant_id)
     return {"status": "ok"}

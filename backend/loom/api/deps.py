@@ -1,74 +1,149 @@
-"""Request dependencies: the app's resources, the caller, and ownership checks.
+"""Request dependencies: the pieces a route uses, the caller, and ownership checks.
 
-Ownership is checked here, once: a route that takes ``OwnThread`` or ``OwnAssistant`` gets
-an object the caller owns, and any other id (missing, malformed or someone else's) answers
-404 with the same body.
+The app's lifespan puts one :class:`AppState` on ``app.state``; routes never see it whole,
+only the few collaborators they declare (``Runs``, ``Threads``, ``Factory``, ...).
+
+Ownership is checked here, once: a route that takes ``OwnThread``, ``OwnAssistant`` or
+``OwnRun`` gets an object the caller owns, and any other id (missing, malformed or someone
+else's) answers 404 with the same body.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Path, Request
 
-from loom.auth import User
-from loom.errors import NotFound
-from loom.resources import Resources
-from loom.storage.assistants import Assistant
-from loom.storage.runs import Run
-from loom.storage.threads import Thread
+from loom.agents.registry import AgentFactory
+from loom.auth import Authenticator, User
+from loom.db.types import Pool
+from loom.errors import NotFound, ServiceUnavailable
+from loom.retrieval.ingest import IngestService
+from loom.runs.service import RunService
+from loom.runs.state import ThreadStateService
+from loom.runs.worker import Worker
+from loom.runtime import Runtime
+from loom.settings import Settings
+from loom.storage.assistants import Assistant, AssistantRepo
+from loom.storage.runs import Run, RunRepo
+from loom.storage.threads import Thread, ThreadRepo
 
 
-def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
+@dataclass
+class AppState:
+    """What the lifespan opened for the web process."""
+
+    runtime: Runtime
+    http: httpx.AsyncClient
+    auth: Authenticator
+    runs: RunService
+    state: ThreadStateService
+    worker: Worker | None
 
 
-Res = Annotated[Resources, Depends(get_resources)]
+def app_state(request: Request) -> AppState:
+    state: AppState | None = getattr(request.app.state, "loom", None)
+    if state is None:
+        raise ServiceUnavailable("Loom is starting")
+    return state
 
 
-async def current_user(request: Request, res: Res) -> User:
-    return await res.auth.authenticate(request)
+State = Annotated[AppState, Depends(app_state)]
+
+
+def _settings(state: State) -> Settings:
+    return state.runtime.settings
+
+
+def _pool(state: State) -> Pool:
+    return state.runtime.pool
+
+
+def _assistants(state: State) -> AssistantRepo:
+    return state.runtime.assistants
+
+
+def _threads(state: State) -> ThreadRepo:
+    return state.runtime.threads
+
+
+def _run_repo(state: State) -> RunRepo:
+    return state.runtime.runs
+
+
+def _factory(state: State) -> AgentFactory:
+    return state.runtime.factory
+
+
+def _ingest(state: State) -> IngestService:
+    return state.runtime.ingest
+
+
+def _runs(state: State) -> RunService:
+    return state.runs
+
+
+def _thread_state(state: State) -> ThreadStateService:
+    return state.state
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PoolDep = Annotated[Pool, Depends(_pool)]
+Assistants = Annotated[AssistantRepo, Depends(_assistants)]
+Threads = Annotated[ThreadRepo, Depends(_threads)]
+RunRecords = Annotated[RunRepo, Depends(_run_repo)]
+Factory = Annotated[AgentFactory, Depends(_factory)]
+Ingest = Annotated[IngestService, Depends(_ingest)]
+Runs = Annotated[RunService, Depends(_runs)]
+ThreadState = Annotated[ThreadStateService, Depends(_thread_state)]
+
+
+async def current_user(request: Request, state: State) -> User:
+    return await state.auth.authenticate(request)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def _parse_id(raw: str, what: str) -> uuid.UUID:
+def parse_id(raw: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError as exc:
         raise NotFound(f"{what} not found") from exc
 
 
-async def own_thread(thread_id: Annotated[str, Path()], user: CurrentUser, res: Res) -> Thread:
-    thread = await res.threads.get_own(user.user_id, _parse_id(thread_id, "Thread"))
+async def own_thread(
+    thread_id: Annotated[str, Path()], user: CurrentUser, threads: Threads
+) -> Thread:
+    thread = await threads.get_own(user.user_id, parse_id(thread_id, "Thread"))
     if thread is None:
         raise NotFound("Thread not found")
     return thread
 
 
 async def own_assistant(
-    assistant_id: Annotated[str, Path()], user: CurrentUser, res: Res
+    assistant_id: Annotated[str, Path()], user: CurrentUser, assistants: Assistants
 ) -> Assistant:
-    assistant = await res.assistants.get_own(user.user_id, _parse_id(assistant_id, "Assistant"))
+    assistant = await assistants.get_own(user.user_id, parse_id(assistant_id, "Assistant"))
     if assistant is None:
         raise NotFound("Assistant not found")
     return assistant
 
 
 async def visible_assistant(
-    assistant_id: Annotated[str, Path()], user: CurrentUser, res: Res
+    assistant_id: Annotated[str, Path()], user: CurrentUser, assistants: Assistants
 ) -> Assistant:
-    assistant = await res.assistants.get_visible(user.user_id, _parse_id(assistant_id, "Assistant"))
+    assistant = await assistants.get_visible(user.user_id, parse_id(assistant_id, "Assistant"))
     if assistant is None:
         raise NotFound("Assistant not found")
     return assistant
 
 
-async def own_run(run_id: Annotated[str, Path()], user: CurrentUser, res: Res) -> Run:
-    run = await res.runs.get_own(user.user_id, _parse_id(run_id, "Run"))
+async def own_run(run_id: Annotated[str, Path()], user: CurrentUser, runs: RunRecords) -> Run:
+    run = await runs.get_own(user.user_id, parse_id(run_id, "Run"))
     if run is None:
         raise NotFound("Run not found")
     return run

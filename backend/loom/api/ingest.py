@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from loom.api.deps import CurrentUser, Res
+from loom.api.deps import Assistants, CurrentUser, Ingest, SettingsDep, Threads, parse_id
 from loom.api.routing import SlashRouter
 from loom.auth import User
 from loom.errors import (
@@ -40,11 +40,9 @@ from loom.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
-    ServiceUnavailable,
     UnsupportedMediaType,
 )
-from loom.resources import Resources
-from loom.retrieval.ingest import IngestService, Target
+from loom.retrieval.ingest import Target
 from loom.retrieval.jobs import IngestJob, JobStatus
 from loom.retrieval.loaders import Upload, clean_filename
 
@@ -119,13 +117,6 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
 }
 
 
-def _service(res: Resources) -> IngestService:
-    service = res.ingest
-    if not isinstance(service, IngestService):
-        raise ServiceUnavailable("Ingest is not available in this process")
-    return service
-
-
 async def read_form(request: Request, limit: int) -> FormData:
     """Parse the multipart body, refusing (413) as soon as it passes ``limit`` bytes."""
     content_type = request.headers.get("content-type", "")
@@ -194,7 +185,9 @@ def _id(value: object, what: str) -> uuid.UUID:
         raise NotFound(f"{what} not found") from exc
 
 
-async def resolve_target(configurable: dict[str, Any], user: User, res: Resources) -> Target:
+async def resolve_target(
+    configurable: dict[str, Any], user: User, threads: Threads, assistants: Assistants
+) -> Target:
     """The assistant or thread to ingest into; it must be the caller's (else 404)."""
     assistant_id = configurable.get("assistant_id")
     thread_id = configurable.get("thread_id")
@@ -203,12 +196,12 @@ async def resolve_target(configurable: dict[str, Any], user: User, res: Resource
     target: Target | None = None
     if thread_id:
         tid = _id(thread_id, "Thread")
-        if await res.threads.get_own(user.user_id, tid) is None:
+        if await threads.get_own(user.user_id, tid) is None:
             raise NotFound("Thread not found")
         target = Target("thread", tid, user.user_id)
     if assistant_id:
         aid = _id(assistant_id, "Assistant")
-        if await res.assistants.get_own(user.user_id, aid) is None:
+        if await assistants.get_own(user.user_id, aid) is None:
             raise NotFound("Assistant not found")
         target = Target("assistant", aid, user.user_id)
     assert target is not None
@@ -224,17 +217,19 @@ async def resolve_target(configurable: dict[str, Any], user: User, res: Resource
 async def ingest_files(
     request: Request,
     user: CurrentUser,
-    res: Res,
+    service: Ingest,
+    settings: SettingsDep,
+    threads: Threads,
+    assistants: Assistants,
     run_async: Annotated[
         bool, Query(alias="async", description="Answer 202 with a job to poll")
     ] = False,
 ) -> JSONResponse:
     """Load, split, embed and store the uploaded files (all of them or none)."""
-    service = _service(res)
-    form = await read_form(request, res.settings.ingest_max_request_bytes)
+    form = await read_form(request, settings.ingest_max_request_bytes)
     uploads = _uploads(form)
     try:
-        target = await resolve_target(_parse_config(form.get("config")), user, res)
+        target = await resolve_target(_parse_config(form.get("config")), user, threads, assistants)
     except BaseException:
         await form.close()
         raise
@@ -254,9 +249,9 @@ async def ingest_files(
 
 
 @router.get("/{job_id}", response_model=IngestJobOut)
-async def get_ingest_job(job_id: str, user: CurrentUser, res: Res) -> IngestJobOut:
+async def get_ingest_job(job_id: str, user: CurrentUser, service: Ingest) -> IngestJobOut:
     """Progress of an asynchronous ingest started by the caller."""
-    job = await _service(res).get_job(user.user_id, _id(job_id, "Ingest job"))
+    job = await service.get_job(user.user_id, parse_id(job_id, "Ingest job"))
     if job is None:
         raise NotFound("Ingest job not found")
     return IngestJobOut.of(job)

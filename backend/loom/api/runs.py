@@ -2,24 +2,69 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from fastapi import Header, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loom.api.deps import CurrentUser, OwnRun, Res
+from loom.api.deps import CurrentUser, Factory, OwnRun, Runs, SettingsDep
 from loom.api.routing import SlashRouter
+from loom.api.stream import StreamFormat, metadata_frame, sse_stream
 from loom.errors import NotFound
 from loom.runs import schemas
-from loom.runs.service import RunIn, start_run
-from loom.runs.sse import StreamFormat, sse_stream
-from loom.storage.runs import Run
+from loom.runs.service import RunRequest, RunService
+from loom.sse import EventSourceResponse, response
+from loom.storage.runs import MultitaskStrategy, OnDisconnect, Run
+from loom.validation import storable
 
 router = SlashRouter(prefix="/runs", tags=["runs"])
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events: metadata, data..., (error), end",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+class RunIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    thread_id: uuid.UUID
+    assistant_id: uuid.UUID | None = None
+    input: list[Any] | dict[str, Any] | None = Field(
+        default=None,
+        description='{"messages": [...]} or a bare list of messages; null continues a paused run',
+    )
+    config: dict[str, Any] | None = None
+    multitask_strategy: MultitaskStrategy = Field(
+        default="reject",
+        description="When the thread already has a run: reject (409), enqueue (run after it), "
+        "interrupt (stop it, keep its progress, continue from there) or rollback (cancel it "
+        "and undo its work)",
+    )
+    on_disconnect: OnDisconnect = Field(
+        default="continue",
+        description="POST /runs/stream only: what happens to the run if the client goes away",
+    )
+
+    @field_validator("input", "config")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value, "the value")
+
+    def request(self) -> RunRequest:
+        return RunRequest(
+            thread_id=self.thread_id,
+            assistant_id=self.assistant_id,
+            input=self.input,
+            config=self.config,
+            multitask_strategy=self.multitask_strategy,
+            on_disconnect=self.on_disconnect,
+        )
 
 
 class RunOut(BaseModel):
@@ -30,6 +75,9 @@ class RunOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     error: str | None = None
+    multitask_strategy: str
+    on_disconnect: str
+    attempt: int
 
     @classmethod
     def of(cls, run: Run) -> RunOut:
@@ -41,6 +89,9 @@ class RunOut(BaseModel):
             created_at=run.created_at,
             updated_at=run.updated_at,
             error=run.error,
+            multitask_strategy=run.multitask_strategy,
+            on_disconnect=run.on_disconnect,
+            attempt=run.attempt,
         )
 
 
@@ -50,29 +101,74 @@ Format = Annotated[
 ]
 
 
-def _stream(res: Res, run_id: str, fmt: StreamFormat) -> StreamingResponse:
-    events = res.broker.subscribe(run_id, heartbeat=res.settings.stream_heartbeat_seconds)
-    return StreamingResponse(
-        sse_stream(events, fmt), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+def _last_event_id(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 0
+    try:
+        return max(0, int(value.strip()))
+    except ValueError:
+        return 0
+
+
+async def _stream(
+    runs: RunService,
+    run: Run,
+    fmt: StreamFormat,
+    heartbeat: float,
+    after: int = 0,
+    cancel_on_disconnect: bool = False,
+) -> EventSourceResponse:
+    run_id = str(run.run_id)
+    replay = await runs.history(run.run_id, after) if after and fmt == "opengpts" else []
+    first = b"" if after else metadata_frame(run_id, str(run.thread_id))
+    finished = False
+
+    def ended() -> None:
+        nonlocal finished
+        finished = True
+
+    async def body() -> Any:
+        try:
+            async for chunk in sse_stream(
+                runs.follow(run.run_id, after, heartbeat),
+                fmt,
+                first=first,
+                replay=replay,
+                on_end=ended,
+            ):
+                yield chunk
+        finally:
+            if cancel_on_disconnect and not finished:
+                # The client went away before the end: the run's policy says stop it.
+                asyncio.get_running_loop().create_task(runs.stop(run))
+
+    return response(body())
 
 
 @router.post("", response_model=RunOut)
-async def create_run(body: RunIn, user: CurrentUser, res: Res) -> RunOut:
-    return RunOut.of(await start_run(res, user, body))
+async def create_run(body: RunIn, user: CurrentUser, runs: Runs) -> RunOut:
+    """Start a background run (queued, executed by a worker); poll ``GET /runs/{id}``."""
+    return RunOut.of(await runs.create(user.user_id, body.request()))
 
 
-@router.post("/stream")
+@router.post("/stream", responses=SSE_DOC)
 async def stream_run(
-    body: RunIn, user: CurrentUser, res: Res, format: Format = "opengpts"
-) -> StreamingResponse:
-    run = await start_run(res, user, body)
-    return _stream(res, str(run.run_id), format)
+    body: RunIn, user: CurrentUser, runs: Runs, settings: SettingsDep, format: Format = "opengpts"
+) -> EventSourceResponse:
+    """Start a run and stream it; ``on_disconnect`` says what a dropped client does to it."""
+    run = await runs.create(user.user_id, body.request())
+    return await _stream(
+        runs,
+        run,
+        format,
+        settings.stream_heartbeat_seconds,
+        cancel_on_disconnect=run.on_disconnect == "cancel",
+    )
 
 
 @router.get("/config_schema")
-async def config_schema(res: Res) -> dict[str, Any]:
-    return schemas.config_schema(res.factory)
+async def config_schema(factory: Factory) -> dict[str, Any]:
+    return schemas.config_schema(factory)
 
 
 @router.get("/input_schema")
@@ -90,16 +186,26 @@ async def get_run(run: OwnRun) -> RunOut:
     return RunOut.of(run)
 
 
-@router.get("/{run_id}/stream")
-async def join_run_stream(run: OwnRun, res: Res, format: Format = "opengpts") -> StreamingResponse:
-    """Watch a run that is still streaming in this process (events replay from the start)."""
-    if not res.broker.known(str(run.run_id)):
+@router.get("/{run_id}/stream", responses=SSE_DOC)
+async def join_run_stream(
+    run: OwnRun,
+    runs: Runs,
+    settings: SettingsDep,
+    format: Format = "opengpts",
+    last_event_id: Annotated[
+        str | None,
+        Header(description="Resume after this event id (sent by EventSource on reconnect)"),
+    ] = None,
+) -> EventSourceResponse:
+    """Follow a run from any server process: from its start, or after ``Last-Event-ID``."""
+    if not await runs.has_log(run):
         raise NotFound("This run has no live stream; read the thread state instead")
-    return _stream(res, str(run.run_id), format)
+    return await _stream(
+        runs, run, format, settings.stream_heartbeat_seconds, _last_event_id(last_event_id)
+    )
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-async def cancel_run(run: OwnRun, user: CurrentUser, res: Res) -> RunOut:
-    await res.executor.cancel(run.run_id)
-    current = await res.runs.get_own(user.user_id, run.run_id)
-    return RunOut.of(current or run)
+async def cancel_run(run: OwnRun, runs: Runs) -> RunOut:
+    """Stop a pending or running run (wherever it executes) and answer its final record."""
+    return RunOut.of(await runs.stop(run))

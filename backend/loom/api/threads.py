@@ -9,10 +9,9 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loom.api.deps import CurrentUser, OwnThread, Res
+from loom.api.deps import Assistants, CurrentUser, OwnThread, Threads, ThreadState
 from loom.api.routing import SlashRouter
 from loom.errors import NotFound
-from loom.runs import state as thread_state
 from loom.storage.threads import Thread
 from loom.validation import storable
 
@@ -58,22 +57,24 @@ class StateIn(BaseModel):
     values: list[Any] | dict[str, Any]
 
 
-async def _check_assistant(res: Res, user_id: str, assistant_id: uuid.UUID) -> None:
+async def _check_assistant(assistants: Assistants, user_id: str, assistant_id: uuid.UUID) -> None:
     # Own or public assistants only; anything else is "not found", whoever owns it.
-    if await res.assistants.get_visible(user_id, assistant_id) is None:
+    if await assistants.get_visible(user_id, assistant_id) is None:
         raise NotFound("Assistant not found")
 
 
 @router.post("", response_model=ThreadOut)
-async def create_thread(body: ThreadIn, user: CurrentUser, res: Res) -> ThreadOut:
-    await _check_assistant(res, user.user_id, body.assistant_id)
-    thread = await res.threads.create(user.user_id, body.name, body.assistant_id, body.metadata)
+async def create_thread(
+    body: ThreadIn, user: CurrentUser, threads: Threads, assistants: Assistants
+) -> ThreadOut:
+    await _check_assistant(assistants, user.user_id, body.assistant_id)
+    thread = await threads.create(user.user_id, body.name, body.assistant_id, body.metadata)
     return ThreadOut.of(thread)
 
 
 @router.get("", response_model=list[ThreadOut])
-async def list_threads(user: CurrentUser, res: Res) -> list[ThreadOut]:
-    return [ThreadOut.of(t) for t in await res.threads.list_own(user.user_id)]
+async def list_threads(user: CurrentUser, threads: Threads) -> list[ThreadOut]:
+    return [ThreadOut.of(t) for t in await threads.list_own(user.user_id)]
 
 
 @router.get("/{thread_id}", response_model=ThreadOut)
@@ -83,10 +84,10 @@ async def get_thread(thread: OwnThread) -> ThreadOut:
 
 @router.put("/{thread_id}", response_model=ThreadOut)
 async def update_thread(
-    body: ThreadIn, thread: OwnThread, user: CurrentUser, res: Res
+    body: ThreadIn, thread: OwnThread, user: CurrentUser, threads: Threads, assistants: Assistants
 ) -> ThreadOut:
-    await _check_assistant(res, user.user_id, body.assistant_id)
-    updated = await res.threads.update(
+    await _check_assistant(assistants, user.user_id, body.assistant_id)
+    updated = await threads.update(
         user.user_id, thread.thread_id, body.name, body.assistant_id, body.metadata
     )
     if updated is None:
@@ -95,26 +96,28 @@ async def update_thread(
 
 
 @router.delete("/{thread_id}")
-async def delete_thread(thread: OwnThread, user: CurrentUser, res: Res) -> dict[str, str]:
-    await thread_state.delete_thread(res, user.user_id, thread)
+async def delete_thread(thread: OwnThread, user: CurrentUser, state: ThreadState) -> dict[str, str]:
+    await state.delete_thread(user.user_id, thread)
     return {"status": "ok"}
 
 
 @router.get("/{thread_id}/state")
-async def get_thread_state(thread: OwnThread, res: Res) -> dict[str, Any]:
-    return await thread_state.get_state(res, thread)
+async def get_thread_state(thread: OwnThread, state: ThreadState) -> dict[str, Any]:
+    return await state.get_state(thread)
 
 
 @router.post("/{thread_id}/state")
-async def update_thread_state(body: StateIn, thread: OwnThread, res: Res) -> dict[str, Any]:
-    return await thread_state.update_state(res, thread, body.values)
+async def update_thread_state(
+    body: StateIn, thread: OwnThread, state: ThreadState
+) -> dict[str, Any]:
+    return await state.update_state(thread, body.values)
 
 
 @router.get("/{thread_id}/history")
 async def get_thread_history(
     thread: OwnThread,
-    res: Res,
+    state: ThreadState,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
-    return await thread_state.history(res, thread, limit, before)
+    return await state.history(thread, limit, before)

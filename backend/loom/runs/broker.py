@@ -1,8 +1,17 @@
-"""Fan-out of run events to the streams that watch a run.
+"""Carrying a run's events from the worker that executes it to the streams that watch it.
 
-:class:`LocalBroker` keeps each active run's events in memory, so a subscriber that arrives
-late (or reconnects) replays them from the start. A run's log is dropped a while after it
-ends. A Redis-backed broker with the same interface lets several processes share runs.
+A run's events form a log: each one gets the next per-run sequence number when published,
+and any subscriber reads the log from any position (``after`` the last number it saw), then
+follows it live until ``end``. Two implementations share this interface and one contract
+test suite:
+
+* :class:`LocalBroker` keeps logs in this process's memory: one Loom process, no Redis.
+* :class:`~loom.runs.redis_broker.RedisBroker` keeps them in Redis Streams too, so any
+  process serves any run's stream, and a run that moves to another worker after a crash
+  continues the same log.
+
+Publishing is asynchronous and batched: a publisher appends events to its log at once and
+writes them out (to Redis) in batches; ``flush`` waits until everything published is out.
 """
 
 from __future__ import annotations
@@ -11,83 +20,211 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from loom.runs.events import EndEvent, RunEvent
+from loom.runs.events import EndEvent, Envelope, RunEvent
+
+
+class Publisher(Protocol):
+    """Appends events to one run's log."""
+
+    @property
+    def last_seq(self) -> int: ...
+
+    async def publish(self, event: RunEvent) -> int:
+        """Append ``event``; returns its sequence number."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every event published so far is readable by any subscriber."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and let go of the log (it expires a while after the run's end)."""
+        ...
 
 
 class Broker(Protocol):
-    def open(self, run_id: str) -> None: ...
-    def publish(self, run_id: str, event: RunEvent) -> None: ...
+    def publisher(self, run_id: str) -> Publisher:
+        """A publisher continuing the run's log after its last event.
+
+        Synchronous, so that a worker opens the log before anything can subscribe to it:
+        subscribers in this process then follow it from memory.
+        """
+        ...
+
+    async def read(self, run_id: str, after: int = 0) -> list[Envelope]:
+        """The events of the log after ``after``, as far as they go now."""
+        ...
+
     def subscribe(
-        self, run_id: str, heartbeat: float | None = None
-    ) -> AsyncIterator[list[RunEvent]]: ...
-    def close(self, run_id: str) -> None: ...
-    def known(self, run_id: str) -> bool: ...
+        self, run_id: str, after: int = 0, heartbeat: float | None = None
+    ) -> AsyncIterator[list[Envelope]]:
+        """Events after ``after``, in batches of whatever has arrived, until ``end``.
+
+        An empty batch means ``heartbeat`` idle seconds passed (the caller may check the
+        run's status and give up). A log that does not exist yet is waited for.
+        """
+        ...
+
+    async def exists(self, run_id: str) -> bool:
+        """Whether the run has a log (events were published and have not expired)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class _Log:
-    __slots__ = ("done", "events", "wakeup")
+    __slots__ = ("done", "events", "expiry", "publishers", "subscribers", "wakeup")
 
     def __init__(self) -> None:
-        self.events: list[RunEvent] = []
+        self.events: list[Envelope] = []
         self.wakeup = asyncio.Event()
         self.done = False
+        self.publishers = 0
+        self.subscribers = 0
+        self.expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1].seq if self.events else 0
+
+    def append(self, envelope: Envelope) -> None:
+        self.events.append(envelope)
+        if isinstance(envelope.event, EndEvent):
+            self.done = True
+        self.wakeup.set()
+
+    def after(self, seq: int) -> list[Envelope]:
+        events = self.events
+        if not events or events[-1].seq <= seq:
+            return []
+        # Sequence numbers are dense from the log's first one: index arithmetic, no search.
+        start = max(0, seq - events[0].seq + 1)
+        return events[start:]
 
 
-class LocalBroker:
-    def __init__(self, keep_seconds: float = 60.0) -> None:
+class LocalLogs:
+    """In-memory logs of runs, shared by :class:`LocalBroker` and the Redis broker (which
+    serves runs executing in its own process from memory)."""
+
+    def __init__(self, keep_seconds: float) -> None:
         self._logs: dict[str, _Log] = {}
         self._keep = keep_seconds
 
-    def open(self, run_id: str) -> None:
-        self._logs.setdefault(run_id, _Log())
+    def get(self, run_id: str) -> _Log | None:
+        return self._logs.get(run_id)
 
-    def publish(self, run_id: str, event: RunEvent) -> None:
-        log = self._logs.get(run_id)
-        if log is None or log.done:
-            return
-        log.events.append(event)
-        if isinstance(event, EndEvent):
-            log.done = True
-        log.wakeup.set()
-
-    def close(self, run_id: str) -> None:
+    def open(self, run_id: str) -> _Log:
         log = self._logs.get(run_id)
         if log is None:
-            return
-        if not log.done:
-            log.done = True
-            log.wakeup.set()
-        asyncio.get_running_loop().call_later(self._keep, self._logs.pop, run_id, None)
+            log = self._logs[run_id] = _Log()
+        if log.expiry is not None:
+            log.expiry.cancel()
+            log.expiry = None
+        return log
 
-    def known(self, run_id: str) -> bool:
-        return run_id in self._logs
+    def release(self, run_id: str, log: _Log) -> None:
+        """Forget an idle log: at once if it holds nothing, else after ``keep_seconds``."""
+        if log.publishers or log.subscribers or self._logs.get(run_id) is not log:
+            return
+        if not log.events:
+            del self._logs[run_id]
+            return
+        if log.expiry is None:
+            log.expiry = asyncio.get_running_loop().call_later(self._keep, self._drop, run_id, log)
+
+    def _drop(self, run_id: str, log: _Log) -> None:
+        if self._logs.get(run_id) is log and not (log.publishers or log.subscribers):
+            del self._logs[run_id]
+
+    async def follow(
+        self, run_id: str, after: int, heartbeat: float | None, *, orphan_ends: bool = False
+    ) -> AsyncIterator[list[Envelope]]:
+        """Follow a local log until ``end``.
+
+        With ``orphan_ends``, following also stops when the log has no publisher left and no
+        end (its run moved to another process: the caller continues from elsewhere).
+        """
+        log = self.open(run_id)
+        log.subscribers += 1
+        seen = after
+        try:
+            while True:
+                batch = log.after(seen)
+                if batch:
+                    seen = batch[-1].seq
+                    yield batch
+                    if log.done and log.last_seq == seen:
+                        return
+                    continue
+                if log.done or (orphan_ends and not log.publishers):
+                    return
+                log.wakeup.clear()
+                # Re-check after clearing: an event published in between would be missed.
+                if log.last_seq > seen or log.done or (orphan_ends and not log.publishers):
+                    continue
+                try:
+                    async with asyncio.timeout(heartbeat):
+                        await log.wakeup.wait()
+                except TimeoutError:
+                    yield []
+        finally:
+            log.subscribers -= 1
+            self.release(run_id, log)
+
+
+class LocalPublisher:
+    def __init__(self, logs: LocalLogs, run_id: str) -> None:
+        self._logs = logs
+        self._run_id = run_id
+        self._log = logs.open(run_id)
+        self._log.publishers += 1
+        self._log.done = False
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        return self._log.last_seq
+
+    async def publish(self, event: RunEvent) -> int:
+        seq = self._log.last_seq + 1
+        self._log.append(Envelope.model_construct(seq=seq, event=event))
+        return seq
+
+    async def flush(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._log.publishers -= 1
+        # Wake followers: a log whose publisher left without an end is over for this process.
+        self._log.wakeup.set()
+        self._logs.release(self._run_id, self._log)
+
+
+class LocalBroker:
+    """Logs in this process's memory (one Loom process, no Redis)."""
+
+    def __init__(self, keep_seconds: float = 60.0) -> None:
+        self._logs = LocalLogs(keep_seconds)
+
+    def publisher(self, run_id: str) -> LocalPublisher:
+        return LocalPublisher(self._logs, run_id)
+
+    async def read(self, run_id: str, after: int = 0) -> list[Envelope]:
+        log = self._logs.get(run_id)
+        return log.after(after) if log else []
 
     async def subscribe(
-        self, run_id: str, heartbeat: float | None = None
-    ) -> AsyncIterator[list[RunEvent]]:
-        """The run's events from the first, in batches of whatever has arrived.
+        self, run_id: str, after: int = 0, heartbeat: float | None = None
+    ) -> AsyncIterator[list[Envelope]]:
+        async for batch in self._logs.follow(run_id, after, heartbeat):
+            yield batch
 
-        Batching lets a busy server write many tokens in one send; an idle stream gets each
-        event as soon as it is published. An empty batch means ``heartbeat`` idle seconds.
-        """
+    async def exists(self, run_id: str) -> bool:
         log = self._logs.get(run_id)
-        if log is None:
-            return
-        index = 0
-        while True:
-            if index < len(log.events):
-                batch = log.events[index:]
-                index += len(batch)
-                yield batch
-                continue
-            if log.done:
-                return
-            log.wakeup.clear()
-            # Re-check after clearing: an event published in between would otherwise be missed.
-            if index < len(log.events) or log.done:
-                continue
-            try:
-                async with asyncio.timeout(heartbeat):
-                    await log.wakeup.wait()
-            except TimeoutError:
-                yield []
+        return log is not None and bool(log.events or log.publishers)
+
+    async def aclose(self) -> None:
+        return None

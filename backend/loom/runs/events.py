@@ -1,30 +1,32 @@
-"""Typed run events: what the executor publishes and the SSE writer encodes.
+"""Typed run events: what a run's executor publishes, the broker carries and SSE writers encode.
 
-A run's event stream is ``metadata`` first, then message patches, then exactly one of
-``end`` or ``error`` followed by ``end``. Message patches are compact: a full message (insert
-or replace by id) or a text delta appended to a message's content; the OpenGPTs wire format
-(the whole list of messages so far, re-sent on every token) is rebuilt from them by the SSE
-writer.
+A run's event log is message patches followed by exactly one ``end`` (an ``error`` just
+before it when the run failed). Every event carries a per-run sequence number (``seq``,
+from 1) that every SSE writer puts in ``id:``, so a stream resumes with ``Last-Event-ID``.
+Message patches are compact: a whole message (insert, or replace by id), a text delta
+appended to a message's content, or the removal of a message a failed attempt left
+half-written. Protocol shapes (OpenGPTs' whole list per token, compact patches, ...) are
+built from these by each protocol's writer.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
-
-
-class MetadataEvent(BaseModel):
-    kind: Literal["metadata"] = "metadata"
-    run_id: str
-    thread_id: str
+import orjson
+from pydantic import BaseModel, Field, TypeAdapter
 
 
 class MessageUpsert(BaseModel):
-    """A whole message: insert it, or replace the message with the same id."""
+    """A whole message: insert it, or replace the message with the same id.
+
+    ``streaming`` marks the first sight of a message the model is still writing (deltas
+    follow); a message without it is complete.
+    """
 
     kind: Literal["upsert"] = "upsert"
     message: dict[str, Any]
+    streaming: bool = False
 
 
 class MessageDelta(BaseModel):
@@ -35,9 +37,18 @@ class MessageDelta(BaseModel):
     delta: str
 
 
+class MessageRemove(BaseModel):
+    """Drop a message a previous attempt of the run streamed but never completed."""
+
+    kind: Literal["remove"] = "remove"
+    id: str
+
+
 class ErrorEvent(BaseModel):
+    """The run failed or was stopped: a stable error code and a client-safe message."""
+
     kind: Literal["error"] = "error"
-    status_code: int
+    code: str
     message: str
 
 
@@ -46,5 +57,40 @@ class EndEvent(BaseModel):
     status: str = "success"
 
 
-RunEvent = MetadataEvent | MessageUpsert | MessageDelta | ErrorEvent | EndEvent
-Patch = MessageUpsert | MessageDelta
+RunEvent = MessageUpsert | MessageDelta | MessageRemove | ErrorEvent | EndEvent
+_ADAPTER: TypeAdapter[RunEvent] = TypeAdapter(Annotated[RunEvent, Field(discriminator="kind")])
+
+
+class Envelope(BaseModel):
+    """An event with its per-run sequence number."""
+
+    seq: int
+    event: Annotated[RunEvent, Field(discriminator="kind")]
+
+
+def dump_batch(batch: list[Envelope]) -> bytes:
+    """Serialize envelopes (for a broker that stores or forwards them)."""
+    return orjson.dumps([[e.seq, e.event.model_dump()] for e in batch])
+
+
+def load_batch(data: bytes | str) -> list[Envelope]:
+    return [
+        Envelope.model_construct(seq=seq, event=_ADAPTER.validate_python(event))
+        for seq, event in orjson.loads(data)
+    ]
+
+
+def partial_messages(log: list[Envelope]) -> list[str]:
+    """Ids of messages a log shows started (``streaming``) but never completed."""
+    open_ids: dict[str, None] = {}
+    for envelope in log:
+        event = envelope.event
+        if isinstance(event, MessageUpsert):
+            key = str(event.message.get("id"))
+            if event.streaming:
+                open_ids[key] = None
+            else:
+                open_ids.pop(key, None)
+        elif isinstance(event, MessageRemove):
+            open_ids.pop(event.id, None)
+    return list(open_ids)

@@ -1,185 +1,290 @@
-"""Executing runs: one interface, an in-process implementation.
+"""Executing one claimed run: its graph, its events, its outcome.
 
-:class:`Executor` takes a recorded run and publishes its typed events to the broker; the API
-never runs graphs itself. :class:`LocalExecutor` runs each run as an asyncio task in this
-process. Policy on client disconnect: the run goes on to completion and is checkpointed (a
-client can watch it again with ``GET /runs/{id}/stream`` while it lasts, or read the thread
-state afterwards); only ``POST /runs/{id}/cancel`` stops it.
+The executor rebuilds everything from the run's row (input, recursion limit, checkpoint to
+fork from, the assistant's config read when the run was claimed), streams the graph and
+publishes typed events to the run's log. The outcome is written only while the worker still
+holds the run's claim token, and before ``end`` is published: a client who saw ``end`` may
+start the next run at once.
+
+A later attempt of a run (its previous worker died or lost its lease) continues from the
+run's last checkpoint: the input is applied once, and messages the previous attempt streamed
+but never completed are removed from the log first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, messages_from_dict
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from loom.agents.registry import AgentFactory
 from loom.agents.serialize import chunk_start, message_to_dict
 from loom.errors import public_error
-from loom.runs.broker import Broker
+from loom.runs.broker import Broker, Publisher
 from loom.runs.events import (
     EndEvent,
     ErrorEvent,
     MessageDelta,
+    MessageRemove,
     MessageUpsert,
-    MetadataEvent,
+    partial_messages,
 )
-from loom.storage.runs import Run, RunRepo, RunStatus
-from loom.storage.threads import ThreadRepo
+from loom.runs.queue import Claim, RunQueue
+from loom.storage.runs import Run, RunStatus
 
 log = logging.getLogger("loom.runs")
 
-CANCEL_WAIT_SECONDS = 5.0
+# Why a run's task was cancelled; decides what is written about it.
+StopReason = Literal["cancel", "disconnect", "interrupt", "rollback", "lease_lost", "hand_back"]
+
+# A thread whose assistant was deleted still runs as a plain chatbot.
+FALLBACK_CONFIG: dict[str, Any] = {"configurable": {"type": "chatbot"}}
+
+
+@dataclass
+class RunControl:
+    """Set by the worker before it cancels a run's task."""
+
+    reason: StopReason | None = None
+    settling: bool = False  # the outcome is being recorded: too late to stop
 
 
 @dataclass(frozen=True)
-class RunJob:
-    """A run ready to execute: its record, the assistant's config and the decoded input."""
-
-    run: Run
-    assistant_config: dict[str, Any]
-    input_messages: list[BaseMessage] | None
-    recursion_limit: int
-    checkpoint_id: str | None = None
-    extra_configurable: dict[str, Any] = field(default_factory=dict)
+class Outcome:
+    status: RunStatus | None  # None: nothing was written (the lease was lost or handed back)
+    more: bool  # the thread has queued runs waiting for this one
 
 
-class Executor(Protocol):
-    async def submit(self, job: RunJob) -> None: ...
-    async def cancel(self, run_id: uuid.UUID) -> bool: ...
-    async def shutdown(self) -> None: ...
+def stored_input(messages: list[BaseMessage] | None) -> dict[str, Any] | None:
+    """How a run's input messages are kept in its row (LangChain's own round-trip format)."""
+    if messages is None:
+        return None
+    return {"messages": [{"type": m.type, "data": m.model_dump(mode="json")} for m in messages]}
 
 
-def run_config(job: RunJob) -> RunnableConfig:
+def input_messages(run: Run) -> list[BaseMessage] | None:
+    if not isinstance(run.input, dict) or run.input.get("messages") is None:
+        return None
+    return messages_from_dict(run.input["messages"])
+
+
+def run_config(run: Run, checkpoint_id: str | None) -> RunnableConfig:
     configurable: dict[str, Any] = {
-        **job.extra_configurable,
-        "thread_id": str(job.run.thread_id),
-        "assistant_id": str(job.run.assistant_id) if job.run.assistant_id else None,
-        "user_id": job.run.user_id,
-        "run_id": str(job.run.run_id),
+        "thread_id": str(run.thread_id),
+        "assistant_id": str(run.assistant_id) if run.assistant_id else None,
+        "user_id": run.user_id,
+        "run_id": str(run.run_id),
     }
-    if job.checkpoint_id:
-        configurable["checkpoint_id"] = job.checkpoint_id
-    return {"configurable": configurable, "recursion_limit": job.recursion_limit}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable, "recursion_limit": run.recursion_limit}
 
 
-class LocalExecutor:
+class RunExecutor:
     def __init__(
-        self, factory: AgentFactory, runs: RunRepo, threads: ThreadRepo, broker: Broker
+        self,
+        factory: AgentFactory,
+        checkpointer: BaseCheckpointSaver[Any],
+        queue: RunQueue,
+        broker: Broker,
     ) -> None:
         self._factory = factory
-        self._runs = runs
-        self._threads = threads
+        self._checkpointer = checkpointer
+        self._queue = queue
         self._broker = broker
-        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
 
-    async def submit(self, job: RunJob) -> None:
-        run_id = str(job.run.run_id)
-        self._broker.open(run_id)
-        self._broker.publish(run_id, MetadataEvent(run_id=run_id, thread_id=str(job.run.thread_id)))
-        task = asyncio.create_task(self._execute(job), name=f"run-{run_id}")
-        self._tasks[job.run.run_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(job.run.run_id, None))
-
-    async def cancel(self, run_id: uuid.UUID) -> bool:
-        """Cancel a run of this process and wait (briefly) until its end is recorded.
-
-        Waiting matters: the caller reads the run's status next (``POST /runs/{id}/cancel``)
-        or deletes the thread, which must not race the run's last checkpoint writes.
-        """
-        task = self._tasks.get(run_id)
-        if task is None:
-            return False
-        task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
-        return True
-
-    async def shutdown(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _execute(self, job: RunJob) -> None:
-        run_id = str(job.run.run_id)
-        publish = self._broker.publish
+    async def execute(self, claim: Claim, publisher: Publisher, control: RunControl) -> Outcome:
+        run = claim.run
+        run_id = str(run.run_id)
+        publish = publisher.publish
         status: RunStatus = "error"
-        error: str | None = None
-        # Off the path to the first token; awaited before the final status is written.
-        marking = asyncio.create_task(self._runs.mark_running(job.run.run_id))
+        error: tuple[str, str] | None = None
         try:
-            graph, _ = self._factory.graph(job.assistant_config)
-            config = run_config(job)
-            graph_input: dict[str, Any] | None = None
-            if job.input_messages is not None:
-                graph_input = {"messages": job.input_messages}
-                for message in job.input_messages:
-                    publish(run_id, MessageUpsert(message=message_to_dict(message)))
+            if run.attempt > 1:
+                for message_id in partial_messages(await self._broker.read(run_id)):
+                    await publish(MessageRemove(id=message_id))
+            graph, _ = self._factory.graph(claim.assistant_config or FALLBACK_CONFIG)
+            graph_input, config = await self._start(run)
+            if graph_input is not None:
+                for message in graph_input["messages"]:
+                    await publish(MessageUpsert(message=message_to_dict(message)))
             elif not (await graph.aget_state(config)).next:
-                # ``null`` continues a paused run; with nothing paused (e.g. a fresh thread)
-                # there is nothing to do (LangGraph would raise EmptyInputError).
+                # ``null`` continues a paused run; with nothing paused (a fresh thread, or a
+                # later attempt of a run that had finished) there is nothing to do.
                 status = "success"
-                return
-            seen: set[str] = set()
-            interrupted = False
-            async for item in graph.astream(
-                graph_input, config, stream_mode=["messages", "updates"]
-            ):
-                mode, payload = cast(tuple[str, Any], item)
-                if mode == "messages":
-                    chunk = payload[0]
-                    if not isinstance(chunk, AIMessageChunk):
-                        continue
-                    message_id = chunk.id or run_id
-                    if message_id not in seen:
-                        seen.add(message_id)
-                        publish(run_id, MessageUpsert(message=chunk_start(chunk, message_id)))
-                    elif isinstance(chunk.content, str) and chunk.content:
-                        publish(run_id, MessageDelta(id=message_id, delta=chunk.content))
-                    continue
-                for node, update in payload.items():
-                    if node == "__interrupt__":
-                        interrupted = True
-                        continue
-                    if node.startswith("__") or not isinstance(update, dict):
-                        continue
-                    produced: list[BaseMessage] = update.get("messages") or []
-                    for done in produced:
-                        if done.id:
-                            seen.add(done.id)
-                        publish(run_id, MessageUpsert(message=message_to_dict(done)))
+                return await self._settle(claim, publisher, control, status, None)
+            interrupted = await self._stream(graph, graph_input, config, run_id, publisher)
             status = "interrupted" if interrupted else "success"
         except asyncio.CancelledError:
-            status = "cancelled"
-            publish(run_id, ErrorEvent(status_code=499, message="The run was cancelled"))
+            reason = control.reason or "cancel"
+            if reason == "lease_lost":
+                await _quietly(publisher.close())
+                return Outcome(None, False)
+            if reason == "hand_back":
+                return await self._hand_back(claim, publisher)
+            if reason == "interrupt":
+                status = "interrupted"
+            else:
+                status = "cancelled"
+                message = {
+                    "cancel": "The run was cancelled",
+                    "disconnect": "The run was cancelled when its client disconnected",
+                    "rollback": "The run was rolled back: a newer run replaced it",
+                }[reason]
+                error = ("cancelled", message)
         except Exception as exc:
-            code, safe_message = public_error(exc)
-            if code >= 500 and code not in (502, 503, 504):
+            code, message = public_error(exc)
+            if code == "internal":
                 log.exception("run %s failed", run_id)
-            error = safe_message
-            publish(run_id, ErrorEvent(status_code=code, message=safe_message))
-        finally:
-            # Record the outcome before telling clients: one who saw `end` may start the next
-            # run on this thread at once, and must not get a 409 from this one.
-            try:
-                await asyncio.shield(self._finish(job, status, error, marking))
-            except asyncio.CancelledError:
-                pass  # cancelled again while recording: the shielded write still completes
-            except Exception:
-                log.exception("could not record the end of run %s", run_id)
-            publish(run_id, EndEvent(status=status))
-            self._broker.close(run_id)
+            error = (code, message)
+        return await self._settle(claim, publisher, control, status, error)
+
+    async def _start(self, run: Run) -> tuple[dict[str, Any] | None, RunnableConfig]:
+        """The graph input and config of this attempt."""
+        messages = input_messages(run)
+        if run.attempt > 1 and await self._has_checkpoints(run):
+            # A previous attempt got as far as a checkpoint: continue from the thread's head.
+            return None, run_config(run, None)
+        checkpoint_id = run.checkpoint_id
+        if run.rollback_of is not None:
+            checkpoint_id = await self._before(run, run.rollback_of) or checkpoint_id
+        return (
+            {"messages": messages} if messages is not None else None,
+            run_config(run, checkpoint_id),
+        )
+
+    async def _has_checkpoints(self, run: Run) -> bool:
+        config: RunnableConfig = {"configurable": {"thread_id": str(run.thread_id)}}
+        async for _ in self._checkpointer.alist(
+            config, filter={"run_id": str(run.run_id)}, limit=1
+        ):
+            return True
+        return False
+
+    async def _before(self, run: Run, undone: Any) -> str | None:
+        """The checkpoint the thread was at before run ``undone`` wrote anything.
+
+        ``None`` when that run wrote nothing. When it started the thread (no checkpoint
+        before it), the thread's checkpoints are all its own and are deleted through the
+        saver, so the thread starts over empty.
+        """
+        config: RunnableConfig = {"configurable": {"thread_id": str(run.thread_id)}}
+        earliest = None
+        async for item in self._checkpointer.alist(config, filter={"run_id": str(undone)}):
+            earliest = item
+        if earliest is None:
+            return None
+        if earliest.parent_config is None:
+            await self._checkpointer.adelete_thread(str(run.thread_id))
+            return None
+        parent = earliest.parent_config["configurable"].get("checkpoint_id")
+        return str(parent) if parent else None
+
+    async def _stream(
+        self,
+        graph: Any,
+        graph_input: dict[str, Any] | None,
+        config: RunnableConfig,
+        run_id: str,
+        publisher: Publisher,
+    ) -> bool:
+        """Stream the graph, publishing message events; ``True`` when it paused (interrupt)."""
+        publish = publisher.publish
+        seen: set[str] = set()
+        interrupted = False
+        async for item in graph.astream(graph_input, config, stream_mode=["messages", "updates"]):
+            mode, payload = cast(tuple[str, Any], item)
+            if mode == "messages":
+                chunk = payload[0]
+                if not isinstance(chunk, AIMessageChunk):
+                    continue
+                message_id = chunk.id or run_id
+                if message_id not in seen:
+                    seen.add(message_id)
+                    await publish(
+                        MessageUpsert(message=chunk_start(chunk, message_id), streaming=True)
+                    )
+                elif isinstance(chunk.content, str) and chunk.content:
+                    await publish(MessageDelta(id=message_id, delta=chunk.content))
+                continue
+            for node, update in payload.items():
+                if node == "__interrupt__":
+                    interrupted = True
+                    continue
+                if node.startswith("__") or not isinstance(update, dict):
+                    continue
+                produced: list[BaseMessage] = update.get("messages") or []
+                for done in produced:
+                    if done.id:
+                        seen.add(done.id)
+                    await publish(MessageUpsert(message=message_to_dict(done)))
+        return interrupted
+
+    async def _settle(
+        self,
+        claim: Claim,
+        publisher: Publisher,
+        control: RunControl,
+        status: RunStatus,
+        error: tuple[str, str] | None,
+    ) -> Outcome:
+        """Record the outcome (while the claim holds), then publish the end."""
+        control.settling = True
+        settled, more = await asyncio.shield(
+            self._finish(claim, status, error[1] if error else None)
+        )
+        if settled:
+            if error is not None:
+                await _quietly(publisher.publish(ErrorEvent(code=error[0], message=error[1])))
+            await _quietly(publisher.publish(EndEvent(status=status)))
+        await _quietly(publisher.close())
+        return Outcome(status if settled else None, more)
 
     async def _finish(
-        self, job: RunJob, status: RunStatus, error: str | None, marking: asyncio.Task[None]
-    ) -> None:
-        await asyncio.wait([marking])
-        if not marking.cancelled() and marking.exception() is not None:
-            log.warning("could not mark run %s running: %r", job.run.run_id, marking.exception())
-        await self._runs.set_status(job.run.run_id, status, error)
-        await self._threads.touch(job.run.thread_id)
+        self, claim: Claim, status: RunStatus, error: str | None
+    ) -> tuple[bool, bool]:
+        """``queue.finish``, retried while the lease may still be ours."""
+        deadline = time.monotonic() + self._queue.lease_seconds
+        delay = 0.05
+        while True:
+            try:
+                return await self._queue.finish(claim.run_id, claim.token, status, error)
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    log.warning(
+                        "could not record the end of run %s (%r); the sweeper will settle it",
+                        claim.run_id,
+                        exc,
+                    )
+                    return False, False
+                log.info("recording the end of run %s failed (%r); retrying", claim.run_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _hand_back(self, claim: Claim, publisher: Publisher) -> Outcome:
+        status = None
+        try:
+            status = await asyncio.shield(self._queue.hand_back(claim.run_id, claim.token))
+        except Exception as exc:
+            log.warning("could not hand run %s back (%r); its lease will lapse", claim.run_id, exc)
+        if status == "cancelled":
+            await _quietly(
+                publisher.publish(ErrorEvent(code="cancelled", message="The run was cancelled"))
+            )
+            await _quietly(publisher.publish(EndEvent(status="cancelled")))
+        await _quietly(publisher.close())
+        return Outcome(None, status == "pending")
+
+
+async def _quietly(awaitable: Any) -> None:
+    """Stream writes after the outcome is recorded: a broker failure must not undo it."""
+    try:
+        await awaitable
+    except Exception as exc:
+        log.warning("could not publish to a run's stream: %r", exc)

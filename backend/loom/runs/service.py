@@ -1,44 +1,68 @@
-"""Starting runs: validate the request against the thread, record the run, hand it on."""
+"""Runs as every protocol sees them: create, stop, follow.
+
+:class:`RunService` validates a run request against its thread and assistant, records the run
+(the run row is the whole job) and gets it executed: by this process's worker at once when it
+has room and the thread is idle, else through the queue. It stops runs wherever they execute
+and follows their event logs, ending a stream from the run's recorded status if its log
+cannot (a lost Redis stream, say): a client is never left hanging.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from langchain_core.messages import BaseMessage
 
 from loom.agents.config import ConfigError
+from loom.agents.registry import AgentFactory
 from loom.agents.state import with_ids
-from loom.auth import User
 from loom.errors import InvalidInput, NotFound
-from loom.resources import Resources
-from loom.runs.executor import RunJob
-from loom.storage.runs import Run
-from loom.validation import storable
+from loom.runs.broker import Broker
+from loom.runs.events import EndEvent, Envelope, ErrorEvent
+from loom.runs.executor import stored_input
+from loom.runs.queue import Claim
+from loom.runs.wakeup import Wakeup
+from loom.runs.worker import Worker
+from loom.storage.assistants import AssistantRepo
+from loom.storage.runs import (
+    TERMINAL,
+    MultitaskStrategy,
+    NewRun,
+    OnDisconnect,
+    Run,
+    RunRepo,
+    StopAction,
+)
+from loom.storage.threads import ThreadRepo
+
+log = logging.getLogger("loom.runs")
 
 # Per-run config may not say who is running what where.
 _IDENTITY_KEYS = frozenset({"thread_id", "assistant_id", "user_id", "run_id", "checkpoint_ns"})
 MAX_RECURSION_LIMIT = 200
+STOP_WAIT_SECONDS = 5.0
 
 
-class RunIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+@dataclass(frozen=True)
+class RunRequest:
+    """A run as a protocol asks for it (already parsed from its wire shape)."""
 
     thread_id: uuid.UUID
-    assistant_id: uuid.UUID | None = None
-    input: list[Any] | dict[str, Any] | None = Field(
-        default=None,
-        description='{"messages": [...]} or a bare list of messages; null continues a paused run',
-    )
-    config: dict[str, Any] | None = None
-
-    @field_validator("input", "config")
-    @classmethod
-    def _storable(cls, value: Any) -> Any:
-        return storable(value, "the value")
+    assistant_id: uuid.UUID | None
+    input: list[Any] | dict[str, Any] | None
+    config: dict[str, Any] | None
+    multitask_strategy: MultitaskStrategy = "reject"
+    on_disconnect: OnDisconnect = "continue"
 
 
-def decode_input(value: list[Any] | dict[str, Any] | None) -> list[Any] | None:
+def decode_input(value: list[Any] | dict[str, Any] | None) -> list[BaseMessage] | None:
+    """Both input forms OpenGPTs clients send, or ``None`` (continue from the checkpoint)."""
     if value is None:
         return None
     if isinstance(value, dict):
@@ -55,7 +79,8 @@ def decode_input(value: list[Any] | dict[str, Any] | None) -> list[Any] | None:
         raise InvalidInput(f"Invalid input: {exc}") from exc
 
 
-def _run_options(config: dict[str, Any] | None, default_limit: int) -> tuple[int, str | None]:
+def run_options(config: dict[str, Any] | None, default_limit: int) -> tuple[int, str | None]:
+    """(recursion limit, checkpoint to fork from) of a run's per-run config."""
     config = config or {}
     configurable = config.get("configurable") or {}
     if not isinstance(configurable, dict):
@@ -78,36 +103,187 @@ def _run_options(config: dict[str, Any] | None, default_limit: int) -> tuple[int
     return limit, checkpoint_id
 
 
-async def start_run(res: Resources, user: User, body: RunIn) -> Run:
-    """Validate, record and submit a run; answers at once with its record."""
-    thread = await res.threads.get_own(user.user_id, body.thread_id)
-    if thread is None:
-        raise NotFound("Thread not found")
-    if thread.assistant_id is None:
-        raise InvalidInput("The thread has no assistant (it was deleted); choose another one")
-    if body.assistant_id is not None and body.assistant_id != thread.assistant_id:
-        raise InvalidInput("assistant_id does not match the thread's assistant")
-    assistant = await res.assistants.get_visible(user.user_id, thread.assistant_id)
-    if assistant is None:
-        raise InvalidInput("The thread's assistant is no longer available")
-    try:
-        resolved = res.factory.resolve(assistant.config)
-    except ConfigError as exc:
-        raise InvalidInput(f"The assistant's config is no longer valid: {exc}") from exc
-    messages = decode_input(body.input)
-    default_limit = resolved.config.recursion_limit or res.settings.recursion_limit
-    limit, checkpoint_id = _run_options(body.config, default_limit)
-    stored_input = None if messages is None else [m.model_dump(mode="json") for m in messages]
-    run = await res.runs.create(
-        user.user_id, thread.thread_id, thread.assistant_id, stored_input, body.config or {}
-    )
-    await res.executor.submit(
-        RunJob(
-            run=run,
-            assistant_config=assistant.config,
-            input_messages=messages,
+class RunService:
+    def __init__(
+        self,
+        *,
+        runs: RunRepo,
+        threads: ThreadRepo,
+        assistants: AssistantRepo,
+        factory: AgentFactory,
+        broker: Broker,
+        wakeup: Wakeup,
+        worker: Worker | None,
+        default_recursion_limit: int,
+        lease_seconds: float,
+    ) -> None:
+        self._runs = runs
+        self._threads = threads
+        self._assistants = assistants
+        self._factory = factory
+        self._broker = broker
+        self._wakeup = wakeup
+        self._worker = worker
+        self._default_limit = default_recursion_limit
+        self._lease_seconds = lease_seconds
+
+    async def create(self, user_id: str, request: RunRequest) -> Run:
+        """Validate, record and start (or queue) a run; answers at once with its record."""
+        thread = await self._threads.get_own(user_id, request.thread_id)
+        if thread is None:
+            raise NotFound("Thread not found")
+        if thread.assistant_id is None:
+            raise InvalidInput("The thread has no assistant (it was deleted); choose another one")
+        if request.assistant_id is not None and request.assistant_id != thread.assistant_id:
+            raise InvalidInput("assistant_id does not match the thread's assistant")
+        assistant = await self._assistants.get_visible(user_id, thread.assistant_id)
+        if assistant is None:
+            raise InvalidInput("The thread's assistant is no longer available")
+        try:
+            resolved = self._factory.resolve(assistant.config)
+        except ConfigError as exc:
+            raise InvalidInput(f"The assistant's config is no longer valid: {exc}") from exc
+        messages = decode_input(request.input)
+        default_limit = resolved.config.recursion_limit or self._default_limit
+        limit, checkpoint_id = run_options(request.config, default_limit)
+        new = NewRun(
+            user_id=user_id,
+            thread_id=thread.thread_id,
+            assistant_id=thread.assistant_id,
+            input=stored_input(messages),
+            config=request.config or {},
+            multitask_strategy=request.multitask_strategy,
+            on_disconnect=request.on_disconnect,
             recursion_limit=limit,
             checkpoint_id=checkpoint_id,
         )
-    )
-    return run
+        worker = self._worker
+        reserved = worker is not None and worker.reserve()
+        try:
+            created = await self._runs.create(
+                new,
+                claim_owner=worker.owner if worker is not None and reserved else None,
+                lease_seconds=self._lease_seconds,
+                notify=self._wakeup.notifies_on_create,
+            )
+        except BaseException:
+            if worker is not None and reserved:
+                worker.release()
+            raise
+        run = created.run
+        if worker is not None and reserved:
+            if run.status == "running" and run.claim_token is not None:
+                worker.adopt(
+                    Claim(run=run, token=run.claim_token, assistant_config=assistant.config)
+                )
+            else:
+                worker.release()
+        if run.status == "pending":
+            if not self._wakeup.notifies_on_create:
+                await self._wakeup.notify()
+            if worker is not None:
+                worker.poke()
+        for run_id in created.stopping:
+            await self._signal_stop(
+                run_id, "interrupt" if run.multitask_strategy == "interrupt" else "rollback"
+            )
+        for run_id in created.cancelled:
+            await self._end_log(run_id, "cancelled", "Replaced by a newer run on the thread")
+        return run
+
+    async def stop(self, run: Run, action: StopAction = "cancel") -> Run:
+        """Stop a pending or running run wherever it is; waits (briefly) for its end.
+
+        Waiting matters: the caller reads the run's status next, or deletes the thread,
+        which must not race the run's last checkpoint writes.
+        """
+        run_id = run.run_id
+        for _ in range(3):
+            current = await self._runs.get(run_id)
+            if current is None or current.status in TERMINAL:
+                return current or run
+            if current.status == "pending":
+                if await self._runs.cancel_pending(run_id, "The run was cancelled"):
+                    await self._end_log(run_id, "cancelled", "The run was cancelled")
+                    break
+                continue  # claimed meanwhile: stop it running
+            if await self._runs.request_stop(run_id, action):
+                await self._signal_stop(run_id, action)
+                break
+        return await self.wait_ended(run_id, STOP_WAIT_SECONDS) or run
+
+    async def wait_ended(self, run_id: uuid.UUID, seconds: float) -> Run | None:
+        """The run once it has ended (or as it is after ``seconds``)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        delay = 0.01
+        while True:
+            current = await self._runs.get(run_id)
+            if current is None or current.status in TERMINAL:
+                return current
+            if asyncio.get_running_loop().time() > deadline:
+                return current
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _signal_stop(self, run_id: uuid.UUID, action: StopAction) -> None:
+        if self._worker is not None and self._worker.stop_run(run_id, action):
+            return
+        await self._wakeup.send_stop(run_id, action)
+
+    async def _end_log(self, run_id: uuid.UUID, status: str, message: str) -> None:
+        """End the log of a run that never started (its followers must not wait)."""
+        publisher = self._broker.publisher(str(run_id))
+        try:
+            await publisher.publish(ErrorEvent(code="cancelled", message=message))
+            await publisher.publish(EndEvent(status=status))
+        finally:
+            await publisher.close()
+
+    async def has_log(self, run: Run) -> bool:
+        """Whether the run's events can be followed (it is active, or its log is kept)."""
+        return run.status not in TERMINAL or await self._broker.exists(str(run.run_id))
+
+    async def history(self, run_id: uuid.UUID, upto: int) -> list[Envelope]:
+        """The run's events up to ``upto`` (to rebuild a stream's state on resume)."""
+        return [e for e in await self._broker.read(str(run_id)) if e.seq <= upto]
+
+    async def follow(
+        self, run_id: uuid.UUID, after: int, heartbeat: float
+    ) -> AsyncIterator[list[Envelope]]:
+        """The run's events after ``after`` until ``end``; an empty batch is a heartbeat.
+
+        When the log goes quiet and the run has ended in Postgres (its log was lost, or its
+        worker died and the run was settled elsewhere), the stream is ended from the row.
+        """
+        seen = after
+        async for batch in self._broker.subscribe(str(run_id), seen, heartbeat):
+            if batch:
+                seen = batch[-1].seq
+                yield batch
+                if isinstance(batch[-1].event, EndEvent):
+                    return
+                continue
+            yield batch
+            row = None
+            with contextlib.suppress(Exception):
+                row = await self._runs.status(run_id)
+            if row is not None and row[0] not in TERMINAL:
+                continue
+            rest = [e for e in await self._broker.read(str(run_id), seen) if e.seq > seen]
+            if rest and isinstance(rest[-1].event, EndEvent):
+                yield rest
+                return
+            status, error = row if row is not None else ("error", "The run no longer exists")
+            tail = rest[:]
+            next_seq = (rest[-1].seq if rest else seen) + 1
+            if status in ("error", "cancelled"):
+                code = "cancelled" if status == "cancelled" else "run_lost"
+                tail.append(
+                    Envelope.model_construct(
+                        seq=next_seq, event=ErrorEvent(code=code, message=error or "")
+                    )
+                )
+                next_seq += 1
+            tail.append(Envelope.model_construct(seq=next_seq, event=EndEvent(status=status)))
+            yield tail
+            return

@@ -10,27 +10,19 @@ from datetime import datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from loom.agents.graphs import CompiledGraph
-from loom.agents.registry import ResolvedAssistant
+from loom.agents.registry import AgentFactory, ResolvedAssistant
 from loom.agents.serialize import message_to_dict
 from loom.agents.state import messages_of, with_ids
 from loom.errors import Conflict, InvalidInput
-from loom.resources import Resources
-from loom.storage.threads import Thread
-
-# A thread whose assistant was deleted is still readable as a plain message list.
-_FALLBACK_CONFIG: dict[str, Any] = {"configurable": {"type": "chatbot"}}
-
-
-async def thread_graph(res: Resources, thread: Thread) -> tuple[CompiledGraph, ResolvedAssistant]:
-    config = _FALLBACK_CONFIG
-    if thread.assistant_id is not None:
-        assistant = await res.assistants.get_visible(thread.user_id, thread.assistant_id)
-        if assistant is not None:
-            config = assistant.config
-    return res.factory.graph(config)
+from loom.runs.executor import FALLBACK_CONFIG
+from loom.runs.service import RunService
+from loom.storage.assistants import AssistantRepo
+from loom.storage.runs import RunRepo
+from loom.storage.threads import Thread, ThreadRepo
 
 
 def _config(thread: Thread, checkpoint_id: str | None = None) -> RunnableConfig:
@@ -51,12 +43,6 @@ def _created(snapshot: StateSnapshot) -> str | None:
     return datetime.fromisoformat(snapshot.created_at).isoformat()
 
 
-async def get_state(res: Resources, thread: Thread) -> dict[str, Any]:
-    graph, resolved = await thread_graph(res, thread)
-    snapshot = await graph.aget_state(_config(thread))
-    return {"values": _values(snapshot, resolved), "next": list(snapshot.next)}
-
-
 def _incoming(values: Any) -> list[Any]:
     if isinstance(values, dict):
         values = values.get("messages")
@@ -65,51 +51,82 @@ def _incoming(values: Any) -> list[Any]:
     return values
 
 
-async def update_state(res: Resources, thread: Thread, values: Any) -> dict[str, Any]:
-    """Append messages, or replace those whose id matches (e.g. editing a pending tool call)."""
-    try:
-        messages = with_ids(_incoming(values))
-    except ValueError as exc:
-        raise InvalidInput(f"Invalid values: {exc}") from exc
-    if await res.runs.active_ids(thread.thread_id):
-        raise Conflict("This thread has a run in progress; its state cannot change now")
-    graph, resolved = await thread_graph(res, thread)
-    if messages:
-        await graph.aupdate_state(
-            _config(thread),
-            {"messages": messages},
-            as_node=resolved.agent_type.update_node(messages),
-        )
-    await res.threads.touch(thread.thread_id)
-    return await get_state(res, thread)
+class ThreadStateService:
+    def __init__(
+        self,
+        *,
+        threads: ThreadRepo,
+        assistants: AssistantRepo,
+        runs: RunRepo,
+        run_service: RunService,
+        factory: AgentFactory,
+        checkpointer: BaseCheckpointSaver[Any],
+    ) -> None:
+        self._threads = threads
+        self._assistants = assistants
+        self._runs = runs
+        self._run_service = run_service
+        self._factory = factory
+        self._checkpointer = checkpointer
 
+    async def graph(self, thread: Thread) -> tuple[CompiledGraph, ResolvedAssistant]:
+        """The graph of the thread's assistant (a plain chatbot when it was deleted)."""
+        config = FALLBACK_CONFIG
+        if thread.assistant_id is not None:
+            assistant = await self._assistants.get_visible(thread.user_id, thread.assistant_id)
+            if assistant is not None:
+                config = assistant.config
+        return self._factory.graph(config)
 
-async def history(
-    res: Resources, thread: Thread, limit: int, before: str | None
-) -> list[dict[str, Any]]:
-    graph, resolved = await thread_graph(res, thread)
-    before_config = _config(thread, before) if before else None
-    out: list[dict[str, Any]] = []
-    async for snapshot in graph.aget_state_history(
-        _config(thread), limit=limit, before=before_config
-    ):
-        out.append(
-            {
-                "values": _values(snapshot, resolved),
-                "next": list(snapshot.next),
-                "checkpoint_id": snapshot.config["configurable"].get("checkpoint_id"),
-                "config": snapshot.config,
-                "parent": snapshot.parent_config,
-                "metadata": snapshot.metadata,
-                "created_at": _created(snapshot),
-            }
-        )
-    return out
+    async def get_state(self, thread: Thread) -> dict[str, Any]:
+        graph, resolved = await self.graph(thread)
+        snapshot = await graph.aget_state(_config(thread))
+        return {"values": _values(snapshot, resolved), "next": list(snapshot.next)}
 
+    async def update_state(self, thread: Thread, values: Any) -> dict[str, Any]:
+        """Append messages, or replace those whose id matches (e.g. editing a pending tool
+        call)."""
+        try:
+            messages = with_ids(_incoming(values))
+        except ValueError as exc:
+            raise InvalidInput(f"Invalid values: {exc}") from exc
+        if await self._runs.active_ids(thread.thread_id):
+            raise Conflict("This thread has a run in progress; its state cannot change now")
+        graph, resolved = await self.graph(thread)
+        if messages:
+            await graph.aupdate_state(
+                _config(thread),
+                {"messages": messages},
+                as_node=resolved.agent_type.update_node(messages),
+            )
+        await self._threads.touch(thread.thread_id)
+        return await self.get_state(thread)
 
-async def delete_thread(res: Resources, user_id: str, thread: Thread) -> None:
-    """Delete a thread: its active run, its row and documents, and its checkpoints."""
-    for run_id in await res.runs.active_ids(thread.thread_id):
-        await res.executor.cancel(run_id)
-    if await res.threads.delete(user_id, thread.thread_id):
-        await res.checkpointer.adelete_thread(str(thread.thread_id))
+    async def history(self, thread: Thread, limit: int, before: str | None) -> list[dict[str, Any]]:
+        graph, resolved = await self.graph(thread)
+        before_config = _config(thread, before) if before else None
+        out: list[dict[str, Any]] = []
+        async for snapshot in graph.aget_state_history(
+            _config(thread), limit=limit, before=before_config
+        ):
+            out.append(
+                {
+                    "values": _values(snapshot, resolved),
+                    "next": list(snapshot.next),
+                    "checkpoint_id": snapshot.config["configurable"].get("checkpoint_id"),
+                    "config": snapshot.config,
+                    "parent": snapshot.parent_config,
+                    "metadata": snapshot.metadata,
+                    "created_at": _created(snapshot),
+                }
+            )
+        return out
+
+    async def delete_thread(self, user_id: str, thread: Thread) -> None:
+        """Delete a thread: stop its runs, then its row and documents, and its checkpoints."""
+        for run_id in await self._runs.active_ids(thread.thread_id):
+            run = await self._runs.get(run_id)
+            if run is not None:
+                await self._run_service.stop(run)
+        if await self._threads.delete(user_id, thread.thread_id):
+            await self._checkpointer.adelete_thread(str(thread.thread_id))

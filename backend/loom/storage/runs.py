@@ -1,20 +1,31 @@
-"""The ``run`` table: one row per run, with its status."""
+"""The ``run`` table: one row per run, and the run *is* its job.
+
+Everything a worker needs to execute a run is in its row (input, config, recursion limit,
+checkpoint to fork from, multitask strategy, on_disconnect), plus the queue's columns
+(attempt, lease owner, claim token, lease expiry). :mod:`loom.runs.queue` claims and leases
+rows; this module creates and reads them and records client requests to stop them.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import psycopg.errors
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from loom.db.types import Pool
-from loom.errors import Conflict
+from loom.errors import ThreadBusy
 
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled"]
 ACTIVE: tuple[RunStatus, ...] = ("pending", "running")
+TERMINAL: frozenset[str] = frozenset({"success", "error", "interrupted", "cancelled"})
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
+OnDisconnect = Literal["continue", "cancel"]
+StopAction = Literal["cancel", "interrupt", "rollback"]
 
 
 class Run(BaseModel):
@@ -26,13 +37,50 @@ class Run(BaseModel):
     input: Any = None
     config: dict[str, Any] = {}
     error: str | None = None
+    multitask_strategy: MultitaskStrategy = "reject"
+    on_disconnect: OnDisconnect = "continue"
+    recursion_limit: int = 25
+    checkpoint_id: str | None = None
+    rollback_of: uuid.UUID | None = None
+    attempt: int = 0
+    lease_owner: str | None = None
+    claim_token: uuid.UUID | None = None
+    stop_action: StopAction | None = None
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 _COLUMNS = (
-    "run_id, thread_id, assistant_id, user_id, status, input, config, error, created_at, updated_at"
+    "run_id, thread_id, assistant_id, user_id, status, input, config, error,"
+    " multitask_strategy, on_disconnect, recursion_limit, checkpoint_id, rollback_of, attempt,"
+    " lease_owner, claim_token, stop_action, created_at, updated_at, started_at, ended_at"
 )
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What a client asked for: the row a new run starts from."""
+
+    user_id: str
+    thread_id: uuid.UUID
+    assistant_id: uuid.UUID
+    input: Any
+    config: dict[str, Any]
+    multitask_strategy: MultitaskStrategy
+    on_disconnect: OnDisconnect
+    recursion_limit: int
+    checkpoint_id: str | None
+
+
+@dataclass(frozen=True)
+class Created:
+    """A new run, and the runs its strategy displaced."""
+
+    run: Run
+    cancelled: list[uuid.UUID]  # pending runs cancelled (interrupt, rollback)
+    stopping: list[uuid.UUID]  # running runs asked to stop (interrupt, rollback)
 
 
 class RunRepo:
@@ -41,27 +89,53 @@ class RunRepo:
 
     async def create(
         self,
-        user_id: str,
-        thread_id: uuid.UUID,
-        assistant_id: uuid.UUID | None,
-        input: Any,
-        config: dict[str, Any],
-    ) -> Run:
-        """Record a pending run; 409 when the thread already has an active one."""
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    "INSERT INTO run (run_id, thread_id, assistant_id, user_id, status, input,"
-                    f" config) VALUES (%s, %s, %s, %s, 'pending', %s, %s) RETURNING {_COLUMNS}",
-                    (uuid.uuid4(), thread_id, assistant_id, user_id, Jsonb(input), Jsonb(config)),
-                )
-                row = await cur.fetchone()
-        except psycopg.errors.UniqueViolation as exc:
-            raise Conflict(
-                "This thread already has a run in progress; wait for it to finish or cancel it"
-            ) from exc
-        assert row is not None
-        return Run.model_validate(row)
+        new: NewRun,
+        *,
+        claim_owner: str | None = None,
+        lease_seconds: float = 30.0,
+        notify: bool = True,
+    ) -> Created:
+        """Record a run in one round trip (see ``loom_create_run`` in the migrations).
+
+        Raises :class:`ThreadBusy` when the thread has an active run and the strategy is
+        ``reject``. With ``claim_owner`` an idle thread's run is created already claimed.
+        """
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT loom_create_run(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) AS r",
+                (
+                    uuid.uuid4(),
+                    new.thread_id,
+                    new.assistant_id,
+                    new.user_id,
+                    Jsonb(new.input),
+                    Jsonb(new.config),
+                    new.multitask_strategy,
+                    new.on_disconnect,
+                    new.recursion_limit,
+                    new.checkpoint_id,
+                    claim_owner,
+                    lease_seconds,
+                    notify,
+                ),
+            )
+            row = await cur.fetchone()
+        result = row["r"] if row else None
+        if result is None:
+            raise ThreadBusy()
+        if isinstance(result, str):
+            result = json.loads(result)
+        return Created(
+            run=Run.model_validate(result["run"]),
+            cancelled=[uuid.UUID(x) for x in result["cancelled"]],
+            stopping=[uuid.UUID(x) for x in result["stopping"]],
+        )
+
+    async def get(self, run_id: uuid.UUID) -> Run | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(f"SELECT {_COLUMNS} FROM run WHERE run_id = %s", (run_id,))
+            row = await cur.fetchone()
+        return Run.model_validate(row) if row else None
 
     async def get_own(self, user_id: str, run_id: uuid.UUID) -> Run | None:
         async with self._pool.connection() as conn:
@@ -72,39 +146,40 @@ class RunRepo:
             row = await cur.fetchone()
         return Run.model_validate(row) if row else None
 
-    async def set_status(
-        self, run_id: uuid.UUID, status: RunStatus, error: str | None = None
-    ) -> None:
+    async def status(self, run_id: uuid.UUID) -> tuple[str, str | None] | None:
+        """(status, error) of a run, or ``None`` when it is gone."""
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "UPDATE run SET status = %s, error = %s, updated_at = now() WHERE run_id = %s",
-                (status, error, run_id),
-            )
+            cur = await conn.execute("SELECT status, error FROM run WHERE run_id = %s", (run_id,))
+            row = await cur.fetchone()
+        return (row["status"], row["error"]) if row else None
 
     async def active_ids(self, thread_id: uuid.UUID) -> list[uuid.UUID]:
-        """The thread's pending or running runs (at most one, by the unique index)."""
+        """The thread's pending or running runs, oldest first."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT run_id FROM run WHERE thread_id = %s AND status = ANY(%s)",
+                "SELECT run_id FROM run WHERE thread_id = %s AND status = ANY(%s)"
+                " ORDER BY created_at",
                 (thread_id, list(ACTIVE)),
             )
             return [row["run_id"] for row in await cur.fetchall()]
 
-    async def mark_running(self, run_id: uuid.UUID) -> None:
-        """pending -> running (never overwrites a status the run already ended with)."""
-        async with self._pool.connection() as conn:
-            await conn.execute(
-                "UPDATE run SET status = 'running', updated_at = now()"
-                " WHERE run_id = %s AND status = 'pending'",
-                (run_id,),
-            )
-
-    async def fail_stale(self, reason: str) -> int:
-        """Mark runs left active by a stopped server as failed (called before serving)."""
+    async def cancel_pending(self, run_id: uuid.UUID, reason: str) -> bool:
+        """pending -> cancelled; ``False`` when the run is no longer pending."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE run SET status = 'error', error = %s, updated_at = now()"
-                " WHERE status IN ('pending', 'running')",
-                (reason,),
+                "UPDATE run SET status = 'cancelled', error = %s, ended_at = now(),"
+                " updated_at = now() WHERE run_id = %s AND status = 'pending'",
+                (reason, run_id),
             )
-            return cur.rowcount
+            return cur.rowcount > 0
+
+    async def request_stop(self, run_id: uuid.UUID, action: StopAction) -> bool:
+        """Record a stop request for a running run (its worker sees it through the cancel
+        signal, or at its next heartbeat); ``False`` when the run is not running."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE run SET stop_action = %s, updated_at = now()"
+                " WHERE run_id = %s AND status = 'running'",
+                (action, run_id),
+            )
+            return cur.rowcount > 0

@@ -1,0 +1,288 @@
+"""The worker: claims runs from the queue and executes up to ``concurrency`` of them at once.
+
+``loom serve`` runs one inside the server process (one process, zero set-up);
+``loom worker`` runs one on its own. A worker
+
+* claims runs when woken (:mod:`loom.runs.wakeup`), when a slot frees up, and every
+  ``poll_seconds`` anyway;
+* renews the leases of the runs it holds every ``heartbeat_seconds`` in one statement; a run
+  whose lease is gone, or any failed heartbeat, is stopped without writing anything (another
+  worker may own it now); a stop a client asked for arrives by signal or with the heartbeat;
+* sweeps expired leases of every worker every ``sweep_seconds`` (back to ``pending``, or
+  ``error`` after the last attempt) and ends their streams;
+* on :meth:`drain` stops claiming, gives its runs ``drain_seconds`` to finish, then hands the
+  rest back to the queue (not counted as a failed attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from loom.errors import RunLost
+from loom.runs.broker import Broker
+from loom.runs.events import EndEvent, ErrorEvent
+from loom.runs.executor import Outcome, RunControl, RunExecutor, StopReason
+from loom.runs.queue import Claim, RunQueue
+from loom.runs.wakeup import Wakeup
+from loom.storage.runs import StopAction
+
+log = logging.getLogger("loom.worker")
+
+
+def worker_name() -> str:
+    """A lease owner name that says where the worker runs (unique per process start)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Held:
+    claim: Claim
+    task: asyncio.Task[Outcome]
+    control: RunControl
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 16
+    poll_seconds: float = 2.0
+    heartbeat_seconds: float = 10.0
+    sweep_seconds: float = 15.0
+    drain_seconds: float = 30.0
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: RunQueue,
+        executor: RunExecutor,
+        broker: Broker,
+        wakeup: Wakeup,
+        options: WorkerOptions,
+        owner: str | None = None,
+    ) -> None:
+        self._queue = queue
+        self._executor = executor
+        self._broker = broker
+        self._wakeup = wakeup
+        self.options = options
+        self.owner = owner or worker_name()
+        self._held: dict[uuid.UUID, _Held] = {}
+        self._reserved = 0
+        self._poke = asyncio.Event()
+        self._room = asyncio.Event()
+        self._accepting = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._accepting = True
+        self._wakeup.on_stop(self._on_stop_signal)
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="loom-worker-claim"),
+            asyncio.create_task(self._listen(), name="loom-worker-wake"),
+            asyncio.create_task(self._heartbeat_loop(), name="loom-worker-heartbeat"),
+            asyncio.create_task(self._sweep_loop(), name="loom-worker-sweep"),
+        ]
+        log.info("worker %s started (up to %d runs at once)", self.owner, self.options.concurrency)
+
+    def stop_claiming(self) -> None:
+        """Claim nothing more (SIGTERM): in-flight runs go on."""
+        if self._accepting:
+            log.info("worker %s stops claiming runs", self.owner)
+        self._accepting = False
+        self._poke.set()
+
+    async def drain(self, seconds: float | None = None) -> None:
+        """Stop claiming, give in-flight runs ``seconds`` to finish, hand back the rest."""
+        self.stop_claiming()
+        seconds = self.options.drain_seconds if seconds is None else seconds
+        pending = [h.task for h in self._held.values()]
+        if pending:
+            log.info("waiting up to %.0f s for %d run(s) to finish", seconds, len(pending))
+            await asyncio.wait(pending, timeout=seconds)
+        left = list(self._held.values())
+        for held in left:
+            self.stop_run(held.claim.run_id, "hand_back")
+        if left:
+            await asyncio.wait([h.task for h in left], timeout=10)
+            log.info("handed %d unfinished run(s) back to the queue", len(left))
+            with contextlib.suppress(Exception):
+                await self._wakeup.notify()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # --- capacity -----------------------------------------------------------------------------
+
+    def free_slots(self) -> int:
+        if not self._accepting:
+            return 0
+        return max(0, self.options.concurrency - len(self._held) - self._reserved)
+
+    def reserve(self) -> bool:
+        """Hold a slot for a run about to be created already claimed by this worker."""
+        if self.free_slots() <= 0:
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self) -> None:
+        self._reserved = max(0, self._reserved - 1)
+
+    def adopt(self, claim: Claim) -> None:
+        """Execute a run created already claimed by this worker (uses a reservation)."""
+        self.release()
+        self._start(claim)
+
+    def poke(self) -> None:
+        """Look at the queue now (a run was queued in this process)."""
+        self._poke.set()
+
+    def holds(self, run_id: uuid.UUID) -> bool:
+        return run_id in self._held
+
+    @property
+    def running(self) -> int:
+        return len(self._held)
+
+    # --- stopping runs ------------------------------------------------------------------------
+
+    def stop_run(self, run_id: uuid.UUID, reason: StopReason) -> bool:
+        """Stop a run this worker holds; ``False`` when it holds no such run."""
+        held = self._held.get(run_id)
+        if held is None:
+            return False
+        control = held.control
+        if control.settling:
+            return True
+        if control.reason is None or reason == "lease_lost":
+            control.reason = reason
+        held.task.cancel()
+        return True
+
+    def _on_stop_signal(self, run_id: uuid.UUID, action: StopAction) -> None:
+        self.stop_run(run_id, action)
+
+    # --- loops --------------------------------------------------------------------------------
+
+    def _start(self, claim: Claim) -> None:
+        # The log is opened before the task runs: subscribers in this process follow it from
+        # memory from the first event.
+        publisher = self._broker.publisher(str(claim.run_id))
+        control = RunControl()
+        task = asyncio.create_task(
+            self._executor.execute(claim, publisher, control), name=f"run-{claim.run_id}"
+        )
+        self._held[claim.run_id] = _Held(claim, task, control)
+        run_id = claim.run_id
+        task.add_done_callback(lambda t: self._done(run_id, t))
+
+    def _done(self, run_id: uuid.UUID, task: asyncio.Task[Outcome]) -> None:
+        self._held.pop(run_id, None)
+        self._room.set()
+        self._poke.set()
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("run %s: executor failed", run_id, exc_info=exc)
+            return
+        if task.result().more:
+            # Runs queued behind this one on its thread may start now (anywhere).
+            asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._wakeup.notify()
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._poke.clear()
+            n = self.free_slots()
+            if n > 0:
+                try:
+                    claims = await self._queue.claim(self.owner, n)
+                except Exception as exc:
+                    log.warning("claiming runs failed (%r)", exc)
+                    claims = []
+                    await asyncio.sleep(1.0)
+                for claim in claims:
+                    if self._accepting:
+                        self._start(claim)
+                if claims and len(claims) == n:
+                    continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.poll_seconds):
+                    await self._poke.wait()
+
+    async def _listen(self) -> None:
+        """Turn wake-ups into pokes, only while there is room (a full worker leaves them to
+        the others)."""
+        while True:
+            if self.free_slots() <= 0:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.options.poll_seconds):
+                        await self._room.wait()
+                continue
+            if await self._wakeup.wait(self.options.poll_seconds):
+                self._poke.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_seconds)
+            held = {run_id: h.claim.token for run_id, h in self._held.items()}
+            if not held:
+                continue
+            try:
+                renewal = await self._queue.heartbeat(held)
+            except Exception as exc:
+                # Whether the renewal landed is unknown: the leases may lapse, and another
+                # worker may take the runs. Stop them without writing (no double execution).
+                log.warning("heartbeat failed (%r): stopping %d run(s)", exc, len(held))
+                for run_id in held:
+                    self.stop_run(run_id, "lease_lost")
+                continue
+            for run_id in renewal.lost:
+                log.warning("lost the lease of run %s; stopping it", run_id)
+                self.stop_run(run_id, "lease_lost")
+            for run_id, action in renewal.held.items():
+                if action is not None:
+                    self.stop_run(run_id, action)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.sweep_seconds)
+            try:
+                await self.sweep_once()
+            except Exception as exc:
+                log.warning("sweeping expired leases failed (%r)", exc)
+
+    async def sweep_once(self) -> None:
+        swept = await self._queue.sweep(RunLost.default_message)
+        requeued = False
+        for item in swept:
+            if item.status == "pending":
+                log.warning("run %s: its worker stopped; queued again", item.run_id)
+                requeued = True
+                continue
+            log.warning("run %s: its worker stopped; the run ends %s", item.run_id, item.status)
+            publisher = self._broker.publisher(str(item.run_id))
+            try:
+                code = "cancelled" if item.status == "cancelled" else RunLost.code
+                await publisher.publish(ErrorEvent(code=code, message=item.error or ""))
+                await publisher.publish(EndEvent(status=item.status))
+            finally:
+                await publisher.close()
+        if requeued:
+            await self._notify()
+            self._poke.set()
