@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -19,13 +19,62 @@ from langgraph.graph import END, START, StateGraph
 from loom.agents.graphs import CompiledGraph, GraphParts, call_model, run_tool, system_prompt
 from loom.agents.types.base import AgentType
 
+CANCELLED_CALL = "Error: this tool call was cancelled before it returned."
+
+
+def _call_ids(message: AIMessage) -> Iterator[tuple[str, str]]:
+    """(id, tool name) of every call in the message, valid or not (the provider sees both)."""
+    for call in message.tool_calls:
+        if call.get("id"):
+            yield str(call["id"]), call["name"]
+    for broken in message.invalid_tool_calls:
+        if broken.get("id"):
+            yield str(broken["id"]), broken.get("name") or "unknown"
+
+
+def close_dangling_calls(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The messages for the model's prompt, with every tool call answered.
+
+    A run stopped while its tools were running (or a pending call the user never approved)
+    leaves an AI message whose calls have no tool message; once a new message follows it, the
+    provider would reject the whole request. Each such call gets a synthetic error result right
+    after its AI message, in the prompt only: the thread's state is not changed. Calls on the
+    last message are left alone: they are the pending calls the action node is about to run.
+    """
+    answered: set[str] = set()  # ids of the calls answered later in the list
+    prompt: list[BaseMessage] = []  # built back to front
+    last = len(messages) - 1
+    for index in range(last, -1, -1):
+        message = messages[index]
+        if isinstance(message, ToolMessage):
+            answered.add(message.tool_call_id)
+        elif isinstance(message, AIMessage) and index != last:
+            missing: list[BaseMessage] = []
+            for call_id, name in _call_ids(message):
+                if call_id in answered:
+                    continue
+                answered.add(call_id)
+                missing.append(
+                    ToolMessage(
+                        content=CANCELLED_CALL,
+                        tool_call_id=call_id,
+                        name=name,
+                        status="error",
+                        id=f"cancelled-{call_id}",
+                    )
+                )
+            prompt.extend(reversed(missing))
+        prompt.append(message)
+    prompt.reverse()
+    return prompt
+
 
 def build(parts: GraphParts) -> CompiledGraph:
     tools_by_name = {t.name: t for t in parts.tools}
     model = parts.model.bind_tools(list(parts.tools)) if parts.tools else parts.model
 
     async def agent(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        prompt = system_prompt(parts) + list(state["messages"])
+        prompt = system_prompt(parts) + close_dangling_calls(state["messages"])
         reply = await call_model(model, prompt, config, parts.max_retries)
         return {"messages": [reply]}
 
