@@ -294,6 +294,9 @@ describe('Loom web UI', { skip }, () => {
     const created = await apiAs(userA, 'POST', '/assistants', { name: 'Legacy bot', config: legacy, public: false });
     assert.equal(created.status, 200, JSON.stringify(created.body));
     const id = created.body.assistant_id;
+    // The home page names its model, read where the schema's x-model-fields says.
+    await page.goto('/');
+    await page.getByTestId('assistant-card').filter({ hasText: 'Legacy bot' }).filter({ hasText: `agent · ${model}` }).waitFor();
     await page.goto(`/a/${id}/edit`);
     await page.getByTestId('assistant-form').waitFor();
     assert.equal(await page.getByTestId('field-system_message').inputValue(), 'Legacy instructions');

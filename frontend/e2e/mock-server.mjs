@@ -36,6 +36,11 @@ const SCHEMA = {
         model: {
           title: 'Model', type: 'string', enum: ['gpt-4o-mini', 'gpt-4o'], default: 'gpt-4o-mini',
           'x-enum-labels': { 'gpt-4o-mini': 'GPT-4o mini', 'gpt-4o': 'GPT-4o' },
+          'x-model-fields': {
+            agent: ['agent_type', 'llm_type', 'model'],
+            chatbot: ['llm_type', 'agent_type', 'model'],
+            chat_retrieval: ['llm_type', 'agent_type', 'model'],
+          },
         },
         system_message: { title: 'Instructions', type: 'string', default: 'You are a helpful assistant.', 'x-widget': 'textarea' },
         tools: {

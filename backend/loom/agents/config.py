@@ -3,25 +3,27 @@
 OpenGPTs prefixes every field with the bot type it belongs to
 (``"type==agent/system_message"``); Loom's own clients write plain keys (``system_message``).
 :func:`read_assistant_config` is the one function that understands both: for a field ``f`` of
-bot type ``T`` it takes ``"type==T/f"`` first, then ``f``. The stored config is never
-rewritten: it stays exactly as the client sent it.
+bot type ``T`` it takes ``"type==T/f"`` first, then ``f``. The field naming the model differs
+per bot type in OpenGPTs (``agent_type`` for the agent, ``llm_type`` for the others): each
+agent type lists the names it reads (:attr:`loom.agents.types.base.AgentType.model_fields`).
+The stored config is never rewritten: it stays exactly as the client sent it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 DEFAULT_TYPE = "agent"
 DEFAULT_SYSTEM_MESSAGE = "You are a helpful assistant."
+# Loom's own name for the model field; the only one read for a type the caller does not know.
+DEFAULT_MODEL_FIELDS: tuple[str, ...] = ("model",)
 
-# The field that names the model differs per bot type in OpenGPTs.
-_MODEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "agent": ("agent_type", "llm_type", "model"),
-    "chatbot": ("llm_type", "agent_type", "model"),
-    "chat_retrieval": ("llm_type", "agent_type", "model"),
-}
+OptionalField = Literal[
+    "tools", "interrupt_before_action", "retrieval_description", "recursion_limit"
+]
+"""The config fields only some agent types use (each type lists the ones it does)."""
 
 
 class ConfigError(ValueError):
@@ -69,11 +71,17 @@ def configurable_of(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return conf
 
 
-def read_assistant_config(config: Mapping[str, Any], tools: ToolResolver) -> AssistantConfig:
+def read_assistant_config(
+    config: Mapping[str, Any],
+    tools: ToolResolver,
+    model_fields: Callable[[str], Sequence[str]],
+) -> AssistantConfig:
     """Fold a stored assistant config into an :class:`AssistantConfig`.
 
-    Raises :class:`ConfigError` for values of the wrong type and for unknown tools; whether the
-    agent type and model exist is checked by the caller against its registries.
+    ``model_fields(type_id)`` names the fields that may hold the model for that agent type, in
+    the order they are read. Raises :class:`ConfigError` for values of the wrong type and for
+    unknown tools; whether the agent type and model exist is checked by the caller against its
+    registries.
     """
     conf = configurable_of(config)
     bot_type = conf.get("type", DEFAULT_TYPE)
@@ -83,7 +91,7 @@ def read_assistant_config(config: Mapping[str, Any], tools: ToolResolver) -> Ass
         raise ConfigError("configurable.type must be a string")
 
     model: str | None = None
-    for name in _MODEL_FIELDS.get(bot_type, ("model",)):
+    for name in model_fields(bot_type):
         value = _get(conf, bot_type, name)
         if value is not None:
             if not isinstance(value, str):

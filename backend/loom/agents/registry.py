@@ -1,34 +1,34 @@
 """The agent-type registry, and turning a stored assistant config into a compiled graph.
 
 Agent types are keyed by the stable ids OpenGPTs uses (``chatbot``, ``agent``,
-``chat_retrieval``). :class:`AgentFactory` validates configs against the registries (agent
-types, models, tools) and caches compiled graphs per config.
+``chat_retrieval``); each is one module under :mod:`loom.agents.types`, listed by
+:func:`default_agent_types`. :class:`AgentFactory` validates configs against the registries
+(agent types, models, tools) and caches compiled graphs per config.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
 
-from loom.agents.config import AssistantConfig, ConfigError, read_assistant_config
-from loom.agents.graphs import (
-    CompiledGraph,
-    GraphBuilder,
-    GraphParts,
-    build_agent,
-    build_chat_retrieval,
-    build_chatbot,
+from loom.agents.config import (
+    DEFAULT_MODEL_FIELDS,
+    AssistantConfig,
+    ConfigError,
+    read_assistant_config,
 )
+from loom.agents.graphs import CompiledGraph, GraphParts
 from loom.agents.models import ModelRegistry, ModelSpec, default_model_registry
 from loom.agents.state import make_state_schema
+from loom.agents.types import agent, chat_retrieval, chatbot
+from loom.agents.types.base import AgentType
 from loom.settings import Settings
 from loom.tools.base import Retriever, ToolContext, ToolSpec
 from loom.tools.registry import ToolRegistry, default_tool_registry
@@ -49,70 +49,33 @@ def _unavailable(spec: ToolSpec[Any], reason: str) -> BaseTool:
     )
 
 
-def _ends_with(node: str) -> Callable[[Sequence[BaseMessage]], str]:
-    return lambda _messages: node
-
-
-def _agent_update_node(messages: Sequence[BaseMessage]) -> str:
-    # Tool results posted by a client (e.g. rejecting a pending call) count as the action
-    # node's output, so a run with input null goes back to the model.
-    if messages and isinstance(messages[-1], ToolMessage):
-        return "action"
-    return "agent"
-
-
-@dataclass(frozen=True)
-class AgentType:
-    id: str
-    name: str
-    description: str
-    build: GraphBuilder
-    # OpenGPTs answers thread state as a bare message list for these, else {"messages": [...]}
-    values_as_list: bool
-    # The node a client's state update is recorded as (so a plain update leaves next = []).
-    update_node: Callable[[Sequence[BaseMessage]], str]
-    uses_tools: bool = False
-
-
 def default_agent_types() -> list[AgentType]:
+    """Loom's agent types, in the order the UI offers them: one line per type module."""
     return [
-        AgentType(
-            "agent",
-            "Agent (tools)",
-            "Calls tools in a loop until it can answer; may ask before using a tool.",
-            build_agent,
-            values_as_list=True,
-            update_node=_agent_update_node,
-            uses_tools=True,
-        ),
-        AgentType(
-            "chatbot",
-            "Chatbot",
-            "Answers from the conversation and its instructions alone.",
-            build_chatbot,
-            values_as_list=True,
-            update_node=_ends_with("chatbot"),
-        ),
-        AgentType(
-            "chat_retrieval",
-            "RAG bot",
-            "Searches the documents uploaded to the assistant and the thread before answering.",
-            build_chat_retrieval,
-            values_as_list=False,
-            update_node=_ends_with("response"),
-        ),
+        agent.AGENT_TYPE,
+        chatbot.AGENT_TYPE,
+        chat_retrieval.AGENT_TYPE,
     ]
 
 
 class AgentTypeRegistry:
     def __init__(self, types: Iterable[AgentType]) -> None:
-        self._types = {t.id: t for t in types}
+        self._types: dict[str, AgentType] = {}
+        for agent_type in types:
+            if agent_type.id in self._types:
+                raise ValueError(f"agent type {agent_type.id!r} is registered twice")
+            self._types[agent_type.id] = agent_type
 
     def get(self, type_id: str) -> AgentType | None:
         return self._types.get(type_id)
 
     def all(self) -> list[AgentType]:
         return list(self._types.values())
+
+    def model_fields(self, type_id: str) -> tuple[str, ...]:
+        """The fields naming the model for this type (plain ``model`` for an unknown one)."""
+        agent_type = self._types.get(type_id)
+        return agent_type.model_fields if agent_type else DEFAULT_MODEL_FIELDS
 
 
 @dataclass(frozen=True)
@@ -159,7 +122,9 @@ class AgentFactory:
         """Validate a config; :class:`ConfigError` says what is wrong."""
         if not isinstance(config, Mapping):
             raise ConfigError("config must be an object")
-        parsed = read_assistant_config(config, ToolsAdapter(self.tools))
+        parsed = read_assistant_config(
+            config, ToolsAdapter(self.tools), self.agent_types.model_fields
+        )
         agent_type = self.agent_types.get(parsed.type)
         if agent_type is None:
             known = ", ".join(t.id for t in self.agent_types.all())

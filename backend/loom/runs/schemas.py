@@ -3,14 +3,16 @@
 The UI renders the assistant form from :func:`config_schema` alone. Loom-specific hints use
 ``x-`` keys: ``x-enum-labels`` / ``x-enum-descriptions`` (display text per enum value),
 ``x-widget`` (``textarea``), ``x-tools`` (each tool with its description, availability and
-per-assistant config schema) and ``x-applies-to`` (the agent types a field is used by).
+per-assistant config schema), ``x-applies-to`` (the agent types a field is used by) and
+``x-model-fields`` (per agent type, the config keys that may name the model, in the order they
+are read). Both come from the agent types themselves (:mod:`loom.agents.types`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from loom.agents.config import DEFAULT_SYSTEM_MESSAGE
+from loom.agents.config import DEFAULT_SYSTEM_MESSAGE, OptionalField
 from loom.agents.registry import AgentFactory
 
 
@@ -19,7 +21,10 @@ def config_schema(factory: AgentFactory) -> dict[str, Any]:
     types = factory.agent_types.all()
     models = factory.models.all()
     tools = factory.tools.all()
-    tool_types = [t.id for t in types if t.uses_tools]
+
+    def applies_to(name: OptionalField) -> list[str]:
+        return [t.id for t in types if name in t.config_fields]
+
     return {
         "title": "Assistant config",
         "type": "object",
@@ -46,6 +51,7 @@ def config_schema(factory: AgentFactory) -> dict[str, Any]:
                             for m in models
                             if (reason := m.unavailable_reason(settings)) is not None
                         },
+                        "x-model-fields": {t.id: list(t.model_fields) for t in types},
                     },
                     "system_message": {
                         "title": "Instructions",
@@ -76,18 +82,18 @@ def config_schema(factory: AgentFactory) -> dict[str, Any]:
                             }
                             for t in tools
                         ],
-                        "x-applies-to": tool_types,
+                        "x-applies-to": applies_to("tools"),
                     },
                     "interrupt_before_action": {
                         "title": "Ask before using tools",
                         "type": "boolean",
                         "default": False,
-                        "x-applies-to": tool_types,
+                        "x-applies-to": applies_to("interrupt_before_action"),
                     },
                     "retrieval_description": {
                         "title": "What the uploaded documents are about",
                         "type": "string",
-                        "x-applies-to": ["agent", "chat_retrieval"],
+                        "x-applies-to": applies_to("retrieval_description"),
                     },
                     "recursion_limit": {
                         "title": "Step limit",
@@ -95,7 +101,7 @@ def config_schema(factory: AgentFactory) -> dict[str, Any]:
                         "minimum": 2,
                         "maximum": 200,
                         "default": settings.recursion_limit,
-                        "x-applies-to": tool_types,
+                        "x-applies-to": applies_to("recursion_limit"),
                     },
                 },
             }

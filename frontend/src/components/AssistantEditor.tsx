@@ -10,20 +10,12 @@ import {
   type FieldSpec,
   type FormValues,
 } from '../config/form';
+import { loadConfigSchema } from '../config/schema';
 import { linkClick, navigate, paths } from '../lib/router';
 import { useApp } from '../state';
 import { ConfigFields } from './ConfigForm';
 import { DropZone, HiddenFileInput, UploadStatus, useUpload } from './Upload';
 import { ShareLink } from './ShareLink';
-
-let schemaPromise: Promise<unknown> | null = null;
-function loadSchema(): Promise<unknown> {
-  schemaPromise ??= api.getConfigSchema().catch((err: unknown) => {
-    schemaPromise = null;
-    throw err;
-  });
-  return schemaPromise;
-}
 
 function pretty(value: unknown): string {
   return JSON.stringify(value, null, 2);
@@ -63,7 +55,7 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
       let fields: FieldSpec[] = [];
       let schemaError: string | null = null;
       try {
-        fields = fieldsFromSchema(await loadSchema());
+        fields = fieldsFromSchema(await loadConfigSchema());
       } catch (err) {
         schemaError = err instanceof Error ? err.message : String(err);
       }

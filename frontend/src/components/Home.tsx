@@ -1,5 +1,7 @@
-import { useEffect } from 'react';
+import { useEffect, useState } from 'react';
 import type { Assistant } from '../api/types';
+import { configModel, DEFAULT_TYPE, fieldsFromSchema, modelAliases, type FieldAliases } from '../config/form';
+import { loadConfigSchema } from '../config/schema';
 import { linkClick, paths } from '../lib/router';
 import { useApp } from '../state';
 import { Icon } from './Icon';
@@ -10,6 +12,7 @@ export function Home() {
   const mine = app.assistants ?? [];
   const mineIds = new Set(mine.map((a) => a.assistant_id));
   const others = (app.publicAssistants ?? []).filter((a) => !mineIds.has(a.assistant_id));
+  const aliases = useModelAliases();
 
   return (
     <div className="page home" data-testid="home">
@@ -22,7 +25,7 @@ export function Home() {
           <span className="muted">Choose a model, instructions and tools.</span>
         </a>
         {mine.map((a) => (
-          <AssistantCard key={a.assistant_id} assistant={a} />
+          <AssistantCard key={a.assistant_id} assistant={a} aliases={aliases} />
         ))}
       </div>
       {others.length > 0 && (
@@ -30,7 +33,7 @@ export function Home() {
           <h2>Shared with everyone</h2>
           <div className="card-grid">
             {others.map((a) => (
-              <AssistantCard key={a.assistant_id} assistant={a} />
+              <AssistantCard key={a.assistant_id} assistant={a} aliases={aliases} />
             ))}
           </div>
         </>
@@ -39,21 +42,38 @@ export function Home() {
   );
 }
 
-function describe(a: Assistant): string {
+/** The model field's names per agent type, from the config schema (undefined until loaded). */
+function useModelAliases(): FieldAliases | undefined {
+  const [aliases, setAliases] = useState<FieldAliases>();
+  useEffect(() => {
+    let live = true;
+    loadConfigSchema()
+      .then((schema) => {
+        if (live) setAliases(modelAliases(fieldsFromSchema(schema)));
+      })
+      // Without the schema a card shows the plain `model` key only.
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
+  return aliases;
+}
+
+function describe(a: Assistant, aliases: FieldAliases | undefined): string {
   const conf = a.config?.configurable ?? {};
-  const type = typeof conf.type === 'string' ? conf.type : 'agent';
-  const model =
-    conf.model ?? conf[`type==${type}/agent_type`] ?? conf[`type==${type}/llm_type`] ?? conf.agent_type ?? conf.llm_type;
+  const type = typeof conf.type === 'string' && conf.type ? conf.type : DEFAULT_TYPE;
+  const model = configModel(a.config, aliases);
   return [type, typeof model === 'string' ? model : null].filter(Boolean).join(' · ');
 }
 
-function AssistantCard({ assistant }: { assistant: Assistant }) {
+function AssistantCard({ assistant, aliases }: { assistant: Assistant; aliases: FieldAliases | undefined }) {
   const href = paths.assistant(assistant.assistant_id);
   return (
     <a className="card" href={href} onClick={linkClick(href)} data-testid="assistant-card">
       <Icon name="chat" size={20} />
       <span className="card-title">{assistant.name || 'Untitled assistant'}</span>
-      <span className="muted small">{describe(assistant)}</span>
+      <span className="muted small">{describe(assistant, aliases)}</span>
     </a>
   );
 }

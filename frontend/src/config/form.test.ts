@@ -1,13 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import {
+  configModel,
   configToForm,
   defaultValues,
   fieldsFromSchema,
   formToConfig,
   isFieldVisible,
+  modelAliases,
   validate,
+  type FieldSpec,
   type ToolSelection,
 } from './form';
+
+/** Where the server reads the model, per bot type (the schema's `x-model-fields`). */
+const MODEL_FIELDS = {
+  agent: ['agent_type', 'llm_type', 'model'],
+  chatbot: ['llm_type', 'agent_type', 'model'],
+  chat_retrieval: ['llm_type', 'agent_type', 'model'],
+};
 
 const SCHEMA = {
   type: 'object',
@@ -33,6 +43,7 @@ const SCHEMA = {
             'gpt-4o': 'GPT 4o',
             'claude-3-haiku': 'Claude 3 Haiku',
           },
+          'x-model-fields': MODEL_FIELDS,
         },
         system_message: {
           title: 'Instructions',
@@ -101,6 +112,9 @@ describe('fieldsFromSchema', () => {
       { value: 'chat_retrieval', label: 'RAG' },
     ]);
     expect(byKey.tools!.appliesTo).toEqual(['agent']);
+    expect(byKey.model!.aliases).toEqual(MODEL_FIELDS);
+    expect(modelAliases(fields)).toEqual(MODEL_FIELDS);
+    expect(byKey.system_message!.aliases).toBeUndefined();
     const ddg = byKey.tools!.tools!.find((t) => t.id === 'ddg_search')!;
     expect(ddg.available).toBe(false);
     expect(ddg.unavailableReason).toBe('No network');
@@ -318,5 +332,64 @@ describe('form -> config', () => {
   it('leaves the config alone when the schema is unknown', () => {
     const legacy = { configurable: { 'type==agent/system_message': 'x' } };
     expect(formToConfig({}, [], legacy)).toEqual(legacy);
+  });
+});
+
+/** The test schema with the model field's `x-model-fields` replaced (or removed: undefined). */
+function withModelFields(modelFields: unknown): FieldSpec[] {
+  const schema = JSON.parse(JSON.stringify(SCHEMA)) as typeof SCHEMA;
+  const model = schema.properties.configurable.properties.model as Record<string, unknown>;
+  if (modelFields === undefined) delete model['x-model-fields'];
+  else model['x-model-fields'] = modelFields;
+  return fieldsFromSchema(schema);
+}
+
+describe('model field names from the schema', () => {
+  it('reads the names the schema lists for the bot type, in its order', () => {
+    const custom = withModelFields({ agent: ['brain', 'model'], echo: ['voice', 'model'] });
+    const conf = { type: 'echo', voice: 'gpt-4o', model: 'claude-3-haiku', llm_type: 'x' };
+    expect(configToForm({ configurable: conf }, custom).model).toBe('gpt-4o');
+    expect(configToForm({ configurable: { ...conf, 'type==echo/model': 'GPT 4o' } }, custom).model).toBe(
+      'gpt-4o',
+    );
+    // a name of another type is not read; a bot type the schema does not list reads `model`
+    expect(configToForm({ configurable: { type: 'agent', voice: 'gpt-4o' } }, custom).model).toBe('gpt-4o-mini');
+    expect(configToForm({ configurable: { type: 'chatbot', llm_type: 'gpt-4o' } }, custom).model).toBe(
+      'gpt-4o-mini',
+    );
+    expect(configToForm({ configurable: { type: 'chatbot', model: 'gpt-4o' } }, custom).model).toBe('gpt-4o');
+  });
+
+  it('drops every listed name when writing the plain key', () => {
+    const custom = withModelFields({ agent: ['brain', 'model'], echo: ['voice', 'model'] });
+    const base = { configurable: { type: 'agent', brain: 'gpt-4o', voice: 'GPT 4o', llm_type: 'kept' } };
+    const config = formToConfig(configToForm(base, custom), custom, base);
+    expect(config.configurable).toMatchObject({ type: 'agent', model: 'gpt-4o', llm_type: 'kept' });
+    expect(config.configurable).not.toHaveProperty('brain');
+    expect(config.configurable).not.toHaveProperty('voice');
+  });
+
+  it('falls back to the plain model key without x-model-fields', () => {
+    for (const bare of [withModelFields(undefined), withModelFields('nonsense')]) {
+      expect(modelAliases(bare) ?? {}).toEqual({});
+      const legacy = { configurable: { type: 'agent', agent_type: 'GPT 4o', model: 'claude-3-haiku' } };
+      expect(configToForm(legacy, bare).model).toBe('claude-3-haiku');
+      expect(configToForm({ configurable: { agent_type: 'GPT 4o' } }, bare).model).toBe('gpt-4o-mini');
+    }
+  });
+
+  it('names the model of a stored config like the server (the home page cards)', () => {
+    const aliases = modelAliases(fields);
+    expect(configModel({ configurable: { 'type==agent/agent_type': 'GPT 4o', model: 'x' } }, aliases)).toBe(
+      'GPT 4o',
+    );
+    expect(
+      configModel({ configurable: { type: 'chatbot', agent_type: 'a', 'type==chatbot/llm_type': 'b' } }, aliases),
+    ).toBe('b');
+    expect(configModel({ configurable: { type: 'chatbot', agent_type: 'a' } }, aliases)).toBe('a');
+    expect(configModel({ configurable: { model: 'gpt-4o' } }, aliases)).toBe('gpt-4o');
+    expect(configModel({ configurable: { agent_type: 'GPT 4o' } }, undefined)).toBeUndefined();
+    expect(configModel({ configurable: { model: 'gpt-4o' } }, undefined)).toBe('gpt-4o');
+    expect(configModel(null, aliases)).toBeUndefined();
   });
 });

@@ -5,7 +5,9 @@
  * (`system_message`, `model`, `tools: [{type, config}]`) and OpenGPTs' prefixed keys
  * (`"type==agent/system_message"`, `"type==agent/agent_type"`, tools as names such as
  * `"Wikipedia"`). For a field `f` of bot type `T` the prefixed `"type==T/f"` wins over `f`, as on
- * the server. Writing always uses plain keys and drops the prefixed ones (they would win
+ * the server. The model's field has other names per bot type (OpenGPTs' `agent_type`,
+ * `llm_type`): the schema lists them in `x-model-fields`, in the order the server reads them.
+ * Writing always uses plain keys and drops the prefixed ones and the other names (they would win
  * otherwise); keys the form does not know are kept.
  */
 
@@ -50,7 +52,15 @@ export interface FieldSpec {
   tools?: ToolInfo[];
   /** Bot types the field applies to (`x-applies-to`); undefined = all. */
   appliesTo?: string[];
+  /**
+   * Per bot type, the config keys that hold this field's value, in the order they are read
+   * (`x-model-fields` of the model field); a bot type not listed reads the field's own key.
+   */
+  aliases?: FieldAliases;
 }
+
+/** Bot type -> the config keys read for one field, first set one wins. */
+export type FieldAliases = Record<string, string[]>;
 
 export interface ToolSelection {
   type: string;
@@ -67,14 +77,8 @@ export interface AssistantConfig {
 /** The discriminating field: which kind of bot. */
 export const TYPE_KEY = 'type';
 export const DEFAULT_TYPE = 'agent';
-
-/** Where OpenGPTs kept the model name, per bot type, in the order the server reads them. */
-const MODEL_ALIASES: Record<string, string[]> = {
-  agent: ['agent_type', 'llm_type', 'model'],
-  chatbot: ['llm_type', 'agent_type', 'model'],
-  chat_retrieval: ['llm_type', 'agent_type', 'model'],
-};
-const ALL_MODEL_ALIASES = ['model', 'agent_type', 'llm_type'];
+/** The field naming the model; its other names per bot type come from `x-model-fields`. */
+export const MODEL_KEY = 'model';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -139,6 +143,17 @@ function enumOptions(s: JSONSchema): EnumOption[] {
     });
 }
 
+function parseAliases(raw: unknown): FieldAliases | undefined {
+  if (!isRecord(raw)) return undefined;
+  const aliases: FieldAliases = {};
+  for (const [type, names] of Object.entries(raw)) {
+    if (!Array.isArray(names)) continue;
+    const valid = names.filter((n): n is string => typeof n === 'string' && n !== '');
+    if (valid.length > 0) aliases[type] = valid;
+  }
+  return aliases;
+}
+
 function toolInfos(list: unknown, root: JSONSchema): ToolInfo[] {
   if (!Array.isArray(list)) return [];
   return list.filter(isRecord).map((t) => {
@@ -170,6 +185,8 @@ function fieldFrom(key: string, raw: unknown, root: JSONSchema, required: boolea
   if (Array.isArray(s['x-applies-to'])) {
     spec.appliesTo = s['x-applies-to'].filter((x): x is string => typeof x === 'string');
   }
+  const aliases = parseAliases(s['x-model-fields']);
+  if (aliases) spec.aliases = aliases;
   const items = resolveRef(s.items, root);
   if (Array.isArray(s['x-tools'])) {
     spec.kind = 'tools';
@@ -314,13 +331,33 @@ function readKey(conf: Record<string, unknown>, type: string, name: string): unk
   return conf[name];
 }
 
-function readField(conf: Record<string, unknown>, type: string, key: string): unknown {
-  const names = key === 'model' ? (MODEL_ALIASES[type] ?? ['model']) : [key];
+function readNames(conf: Record<string, unknown>, type: string, names: readonly string[]): unknown {
   for (const name of names) {
     const v = readKey(conf, type, name);
     if (v !== undefined && v !== null) return v;
   }
   return undefined;
+}
+
+function readField(conf: Record<string, unknown>, type: string, field: FieldSpec): unknown {
+  return readNames(conf, type, field.aliases?.[type] ?? [field.key]);
+}
+
+/** The model field's names per bot type (`x-model-fields` of a config schema), if it has them. */
+export function modelAliases(fields: readonly FieldSpec[]): FieldAliases | undefined {
+  return fields.find((f) => f.key === MODEL_KEY)?.aliases;
+}
+
+/**
+ * The model a stored config names (either spelling), as the server reads it; only the plain
+ * `model` key is known without the schema's aliases.
+ */
+export function configModel(config: unknown, aliases?: FieldAliases): unknown {
+  const doc = isRecord(config) ? config : {};
+  const conf = isRecord(doc.configurable) ? doc.configurable : {};
+  const rawType = conf[TYPE_KEY];
+  const type = typeof rawType === 'string' && rawType ? rawType : DEFAULT_TYPE;
+  return readNames(conf, type, aliases?.[type] ?? [MODEL_KEY]);
 }
 
 function coerce(field: FieldSpec, raw: unknown): unknown {
@@ -373,7 +410,7 @@ export function configToForm(
       values[f.key] = type;
       continue;
     }
-    const raw = readField(conf, type, f.key);
+    const raw = readField(conf, type, f);
     if (raw === undefined) {
       values[f.key] =
         previous && f.key in previous && !isFieldVisible(f, type)
@@ -430,7 +467,9 @@ export function formToConfig(
   const baseConf = isRecord(doc.configurable) ? doc.configurable : {};
   const type = botType(values, fields);
   const managed = new Set(fields.map((f) => f.key));
-  if (managed.has('model')) for (const a of ALL_MODEL_ALIASES) managed.add(a);
+  for (const f of fields) {
+    for (const names of Object.values(f.aliases ?? {})) for (const n of names) managed.add(n);
+  }
   managed.add(TYPE_KEY);
 
   const configurable: Record<string, unknown> = {};
