@@ -2,7 +2,13 @@
 
 Postgres is the embedded server (started once per session in ``.test-pg/``) unless
 ``LOOM_TEST_DATABASE_URL`` names another one (it needs pgvector). Every test module gets a
-database of its own, dropped at the end.
+database of its own, dropped at the end. Redis is ``LOOM_TEST_REDIS_URL`` (default: database
+15 of the local server), flushed once per session; every module uses a key prefix of its own.
+
+``LOOM_TEST_TOPOLOGY=cluster`` runs the suites that use :func:`start_loom` (the ``loom``
+fixture and others) against the scaled form instead of one in-process server: two
+``loom serve --no-worker`` processes and two ``loom worker`` processes sharing the module's
+database and Redis (see :mod:`tests.cluster`).
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import redis
 import requests
 import uvicorn
 
@@ -27,6 +35,21 @@ from loom.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
+TOPOLOGY = os.environ.get("LOOM_TEST_TOPOLOGY", "process")
+REDIS_URL = os.environ.get("LOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The tests' Redis database, flushed once (only it) at the start of the session."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    module = re.sub(r"[^a-z0-9]+", "_", request.module.__name__.lower())[-40:]
+    return f"t:{module}:{uuid.uuid4().hex[:6]}:"
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +109,7 @@ def make_settings(database_url: str, fake: FakeOpenAI | None = None, **extra: An
         "stream_heartbeat_seconds": 5.0,
         "db_pool_min": 1,
         "db_pool_max": 10,
+        "drain_seconds": 2.0,
         "frontend_dist": ROOT / "frontend" / "dist",
     }
     values.update(extra)
@@ -146,7 +170,26 @@ class Session(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
+@contextmanager
+def start_loom(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Loom with ``settings`` in the topology the session runs: one in-process server, or
+    (``LOOM_TEST_TOPOLOGY=cluster``) API and worker processes sharing Redis."""
+    if TOPOLOGY == "cluster":
+        from tests.cluster import LoomCluster
+
+        url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("redis_prefix")
+        clustered = settings.model_copy(update={"redis_url": url, "redis_prefix": prefix})
+        with LoomCluster(clustered) as cluster:
+            yield cluster
+        return
+    with LoomServer(settings) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
-def loom(database_url: str, fake_llm: FakeOpenAI) -> Iterator[LoomServer]:
-    with LoomServer(make_settings(database_url, fake_llm)) as server:
+def loom(
+    database_url: str, fake_llm: FakeOpenAI, request: pytest.FixtureRequest
+) -> Iterator[LoomServer]:
+    with start_loom(make_settings(database_url, fake_llm), request) as server:
         yield server

@@ -192,3 +192,60 @@ def apply_patches(messages: list[dict[str, Any]], patches: Iterable[dict[str, An
                 break
         else:
             messages.append(dict(patch))
+
+
+class OpenStream:
+    """A ``POST /runs/stream`` (or, without a body, a ``GET`` of ``path``) read event by
+    event."""
+
+    def __init__(
+        self,
+        client: requests.Session,
+        body: dict[str, Any] | None = None,
+        *,
+        path: str = "/runs/stream",
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if body is not None:
+            self.response = client.post(
+                path, json=body, params=params, headers=headers, stream=True
+            )
+        else:
+            self.response = client.get(path, params=params, headers=headers, stream=True)
+        assert self.response.status_code == 200, self.response.text
+        self.events: list[SseEvent] = []
+        self._iter: Iterator[SseEvent] = iter_events(self.response)
+
+    def until(self, predicate: Any) -> SseEvent:
+        for event in self._iter:
+            self.events.append(event)
+            if predicate(event):
+                return event
+        raise AssertionError(f"stream ended first: {[e.event for e in self.events]}")
+
+    def first_token(self) -> SseEvent:
+        return self.until(lambda e: e.event == "data" and e.data[-1]["type"] == "ai")
+
+    def next(self) -> SseEvent:
+        return self.until(lambda e: True)
+
+    @property
+    def last_id(self) -> str:
+        ids = [e.id for e in self.events if e.id is not None]
+        return ids[-1]
+
+    def rest(self) -> list[SseEvent]:
+        self.events.extend(self._iter)
+        self.response.close()
+        return self.events
+
+    @property
+    def run_id(self) -> str:
+        assert self.events and self.events[0].event == "metadata"
+        run_id = self.events[0].data["run_id"]
+        assert isinstance(run_id, str)
+        return run_id
+
+    def close(self) -> None:
+        self.response.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LoomServer, make_settings
+from tests.conftest import LoomServer, make_settings, start_loom
 from tests.fakes.openai_server import FakeOpenAI, ToolCall
 from tests.fakes.tool_apis import FakeToolApis
 from tests.runs.helpers import (
@@ -37,7 +37,10 @@ def tool_apis() -> Iterator[FakeToolApis]:
 
 @pytest.fixture(scope="module")
 def server(
-    database_url: str, fake_llm: FakeOpenAI, tool_apis: FakeToolApis
+    database_url: str,
+    fake_llm: FakeOpenAI,
+    tool_apis: FakeToolApis,
+    request: pytest.FixtureRequest,
 ) -> Iterator[LoomServer]:
     base = tool_apis.base_url
     settings = make_settings(
@@ -47,7 +50,7 @@ def server(
         fetch_allow_private=True,  # the fake pages are on 127.0.0.1
         tool_timeout_seconds=5.0,
     )
-    with LoomServer(settings) as loom:
+    with start_loom(settings, request) as loom:
         yield loom
 
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import psycopg
-import requests
 
 from tests.conftest import LoomServer
 from tests.fakes.openai_server import FakeOpenAI
@@ -22,45 +19,10 @@ from tests.runs.helpers import (
     state,
     wait_run,
 )
-from tests.runs.sse_client import SseEvent, check_shape, iter_events, stream_run
+from tests.runs.sse_client import OpenStream, check_shape, stream_run
 
 SLOW_TEXT = " ".join(f"w{i}" for i in range(40))
 DELAY = 0.02  # per token: the slow reply streams for under a second
-
-
-class OpenStream:
-    """A ``POST /runs/stream`` being read event by event."""
-
-    def __init__(self, client: requests.Session, body: dict[str, Any]) -> None:
-        self.response = client.post("/runs/stream", json=body, stream=True)
-        assert self.response.status_code == 200, self.response.text
-        self.events: list[SseEvent] = []
-        self._iter: Iterator[SseEvent] = iter_events(self.response)
-
-    def until(self, predicate: Any) -> SseEvent:
-        for event in self._iter:
-            self.events.append(event)
-            if predicate(event):
-                return event
-        raise AssertionError(f"stream ended first: {[e.event for e in self.events]}")
-
-    def first_token(self) -> SseEvent:
-        return self.until(lambda e: e.event == "data" and e.data[-1]["type"] == "ai")
-
-    def rest(self) -> list[SseEvent]:
-        self.events.extend(self._iter)
-        self.response.close()
-        return self.events
-
-    @property
-    def run_id(self) -> str:
-        assert self.events and self.events[0].event == "metadata"
-        run_id = self.events[0].data["run_id"]
-        assert isinstance(run_id, str)
-        return run_id
-
-    def close(self) -> None:
-        self.response.close()
 
 
 def test_second_run_on_busy_thread_is_409(loom: LoomServer, fake_llm: FakeOpenAI) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import LoomServer, make_settings
+from tests.conftest import LoomServer, make_settings, start_loom
 from tests.fakes.openai_server import FakeOpenAI, tokenize
 from tests.runs.helpers import messages, new_thread, run_body, state
 from tests.runs.sse_client import Stream, check_shape, stream_run
@@ -23,12 +23,14 @@ MAX_RETRIES = 2  # the default model_max_retries
 
 
 @pytest.fixture(scope="module")
-def quick(database_url: str, fake_llm: FakeOpenAI) -> Iterator[LoomServer]:
+def quick(
+    database_url: str, fake_llm: FakeOpenAI, request: pytest.FixtureRequest
+) -> Iterator[LoomServer]:
     """A server that gives up on a silent model after one second (and pings idle streams)."""
     settings = make_settings(
         database_url, fake_llm, model_timeout_seconds=1.0, stream_heartbeat_seconds=0.2
     )
-    with LoomServer(settings) as server:
+    with start_loom(settings, request) as server:
         yield server
 
 

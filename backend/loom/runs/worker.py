@@ -240,7 +240,11 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.heartbeat_seconds)
-            held = {run_id: h.claim.token for run_id, h in self._held.items()}
+            held = {
+                run_id: h.claim.token
+                for run_id, h in self._held.items()
+                if not h.control.settling
+            }
             if not held:
                 continue
             try:

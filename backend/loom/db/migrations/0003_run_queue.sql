@@ -71,7 +71,9 @@ BEGIN
              WHERE run_id = v_running;
             v_stopping := ARRAY[v_running];
             IF p_notify THEN
-                PERFORM pg_notify('loom_cancel', v_running::text);
+                PERFORM pg_notify('loom_cancel', v_running::text || ' ' ||
+                                  CASE WHEN p_strategy = 'interrupt' THEN 'interrupt'
+                                       ELSE 'rollback' END);
             END IF;
         END IF;
     END IF;
