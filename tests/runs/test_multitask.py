@@ -221,7 +221,7 @@ def test_resume_with_last_event_id_compact(loom: LoomServer, fake_llm: FakeOpenA
 
 
 def test_resume_with_last_event_id_opengpts(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
-    before, after, _ = _resume(loom, fake_llm, "opengpts", cut_after=12)
+    _, after, _ = _resume(loom, fake_llm, "opengpts", cut_after=12)
     # the first event after the reconnect carries the whole list so far, the last the reply
     first_data = next(e for e in after if e.event == "data")
     assert first_data.data[0]["content"] == "resume me"
