@@ -85,7 +85,15 @@ class ClusterSession(requests.Session):
 class LoomCluster:
     """``apis`` API processes (``--no-worker``) and ``workers`` worker processes."""
 
-    def __init__(self, settings: Settings, *, apis: int = 2, workers: int = 2) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        apis: int = 2,
+        workers: int = 2,
+        logs: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         if not settings.redis_url:
             raise ValueError("a cluster needs settings.redis_url")
         self.settings = settings.model_copy(update={"in_process_worker": False})
@@ -100,7 +108,10 @@ class LoomCluster:
             "LOOM_HOST": "127.0.0.1",
             "LOOM_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
+        self.logs = logs
+        self._count = 0
 
     @property
     def url(self) -> str:
@@ -110,7 +121,7 @@ class LoomCluster:
         for _ in range(self.n_apis):
             port = free_port()
             env = {**self._env, "LOOM_PORT": str(port)}
-            self.api_procs.append(subprocess.Popen([*LOOM, "serve", "--no-worker"], env=env))
+            self.api_procs.append(self._spawn(["serve", "--no-worker"], env, "api"))
             self.urls.append(f"http://127.0.0.1:{port}")
         for _ in range(self.n_workers):
             self.start_worker()
@@ -132,12 +143,36 @@ class LoomCluster:
         return self
 
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([*LOOM, "worker"], env={**self._env, **env})
+        proc = self._spawn(["worker"], {**self._env, **env}, "worker")
         self.worker_procs.append(proc)
         return proc
 
-    def client(self, user: str | None = "alice", **headers: str) -> ClusterSession:
-        return ClusterSession(self.urls, user, headers)
+    def _spawn(self, args: list[str], env: dict[str, str], kind: str) -> subprocess.Popen[bytes]:
+        if self.logs is None:
+            return subprocess.Popen([*LOOM, *args], env=env)
+        self._count += 1
+        self.logs.mkdir(parents=True, exist_ok=True)
+        out = (self.logs / f"{kind}-{self._count}.log").open("ab")
+        try:
+            return subprocess.Popen([*LOOM, *args], env=env, stdout=out, stderr=out)
+        finally:
+            out.close()
+
+    def log_text(self) -> str:
+        """Everything the processes wrote (with ``logs``)."""
+        if self.logs is None:
+            return ""
+        return "".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
+
+    def live_workers(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.worker_procs if p.poll() is None]
+
+    def client(
+        self, user: str | None = "alice", *, api: int | None = None, **headers: str
+    ) -> ClusterSession:
+        """A session spreading requests over every API process, or bound to one (``api``)."""
+        bases = self.urls if api is None else [self.urls[api]]
+        return ClusterSession(bases, user, headers)
 
     def stop(self) -> None:
         procs = [*self.api_procs, *self.worker_procs]

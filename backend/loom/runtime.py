@@ -17,6 +17,10 @@ from typing import Any
 
 import redis.asyncio as redis
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loom.agents.registry import AgentFactory, default_factory
 from loom.db.embedded import start_embedded
@@ -78,7 +82,13 @@ async def open_redis(settings: Settings, stack: AsyncExitStack) -> redis.Redis |
     if not settings.redis_url:
         return None
     client: redis.Redis = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=5, health_check_interval=30
+        settings.redis_url,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=30,
+        # A connection left over from before a Redis restart fails once: reconnect and retry.
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     stack.push_async_callback(client.aclose)
     try:

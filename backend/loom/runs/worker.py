@@ -73,7 +73,10 @@ class Worker:
         self._wakeup = wakeup
         self.options = options
         self.owner = owner or worker_name()
+        # Keyed by claim token: a run this worker lost and claimed again is held twice for a
+        # moment (the old attempt is being stopped); ``_current`` maps a run to its newest.
         self._held: dict[uuid.UUID, _Held] = {}
+        self._current: dict[uuid.UUID, uuid.UUID] = {}
         self._reserved = 0
         self._poke = asyncio.Event()
         self._room = asyncio.Event()
@@ -110,7 +113,7 @@ class Worker:
             await asyncio.wait(pending, timeout=seconds)
         left = list(self._held.values())
         for held in left:
-            self.stop_run(held.claim.run_id, "hand_back")
+            self._stop(held, "hand_back")
         if left:
             await asyncio.wait([h.task for h in left], timeout=10)
             log.info("handed %d unfinished run(s) back to the queue", len(left))
@@ -148,7 +151,7 @@ class Worker:
         self._poke.set()
 
     def holds(self, run_id: uuid.UUID) -> bool:
-        return run_id in self._held
+        return run_id in self._current
 
     @property
     def running(self) -> int:
@@ -158,16 +161,20 @@ class Worker:
 
     def stop_run(self, run_id: uuid.UUID, reason: StopReason) -> bool:
         """Stop a run this worker holds; ``False`` when it holds no such run."""
-        held = self._held.get(run_id)
+        token = self._current.get(run_id)
+        held = self._held.get(token) if token is not None else None
         if held is None:
             return False
+        self._stop(held, reason)
+        return True
+
+    def _stop(self, held: _Held, reason: StopReason) -> None:
         control = held.control
         if control.settling:
-            return True
+            return
         if control.reason is None or reason == "lease_lost":
             control.reason = reason
         held.task.cancel()
-        return True
 
     def _on_stop_signal(self, run_id: uuid.UUID, action: StopAction) -> None:
         self.stop_run(run_id, action)
@@ -175,6 +182,11 @@ class Worker:
     # --- loops --------------------------------------------------------------------------------
 
     def _start(self, claim: Claim) -> None:
+        stale = self._current.get(claim.run_id)
+        if stale is not None and stale in self._held:
+            # This worker lost the run's lease and has now claimed it again.
+            log.warning("lost the lease of run %s; stopping it", claim.run_id)
+            self._stop(self._held[stale], "lease_lost")
         # The log is opened before the task runs: subscribers in this process follow it from
         # memory from the first event.
         publisher = self._broker.publisher(str(claim.run_id))
@@ -182,12 +194,15 @@ class Worker:
         task = asyncio.create_task(
             self._executor.execute(claim, publisher, control), name=f"run-{claim.run_id}"
         )
-        self._held[claim.run_id] = _Held(claim, task, control)
-        run_id = claim.run_id
-        task.add_done_callback(lambda t: self._done(run_id, t))
+        self._held[claim.token] = _Held(claim, task, control)
+        self._current[claim.run_id] = claim.token
+        run_id, token = claim.run_id, claim.token
+        task.add_done_callback(lambda t: self._done(run_id, token, t))
 
-    def _done(self, run_id: uuid.UUID, task: asyncio.Task[Outcome]) -> None:
-        self._held.pop(run_id, None)
+    def _done(self, run_id: uuid.UUID, token: uuid.UUID, task: asyncio.Task[Outcome]) -> None:
+        self._held.pop(token, None)
+        if self._current.get(run_id) == token:
+            del self._current[run_id]
         self._room.set()
         self._poke.set()
         if task.cancelled():
@@ -240,28 +255,25 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.heartbeat_seconds)
-            held = {
-                run_id: h.claim.token
-                for run_id, h in self._held.items()
-                if not h.control.settling
-            }
-            if not held:
+            live = [h for h in self._held.values() if not h.control.settling]
+            if not live:
                 continue
+            held = {h.claim.run_id: h.claim.token for h in live}
             try:
                 renewal = await self._queue.heartbeat(held)
             except Exception as exc:
                 # Whether the renewal landed is unknown: the leases may lapse, and another
                 # worker may take the runs. Stop them without writing (no double execution).
-                log.warning("heartbeat failed (%r): stopping %d run(s)", exc, len(held))
-                for run_id in held:
-                    self.stop_run(run_id, "lease_lost")
+                log.warning("heartbeat failed (%r): stopping %d run(s)", exc, len(live))
+                for h in live:
+                    self._stop(h, "lease_lost")
                 continue
-            for run_id in renewal.lost:
-                log.warning("lost the lease of run %s; stopping it", run_id)
-                self.stop_run(run_id, "lease_lost")
-            for run_id, action in renewal.held.items():
-                if action is not None:
-                    self.stop_run(run_id, action)
+            for h in live:
+                if h.claim.run_id in renewal.lost:
+                    log.warning("lost the lease of run %s; stopping it", h.claim.run_id)
+                    self._stop(h, "lease_lost")
+                elif (action := renewal.held.get(h.claim.run_id)) is not None:
+                    self._stop(h, action)
 
     async def _sweep_loop(self) -> None:
         while True:
