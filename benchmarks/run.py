@@ -48,6 +48,7 @@ PY = sys.executable
 TARGET_RUNS = 1.45  # best Loom form's runs/s over the floor's, at least
 TARGET_CPU = 1.25  # a Loom form's CPU per run (all its processes) over the floor's, at most
 TARGET_SLOW_P50, TARGET_SLOW_P99 = 1.1, 1.25  # seconds, 20 ms/token x 50 tokens at c=32
+NOISY_CORES = 0.25  # other processes busier than this during a measurement: flagged as noisy
 
 
 def expected_text(tokens: int) -> str:
@@ -93,7 +94,7 @@ def _line(label: str, f: dict[str, Any]) -> str:
         f" {f.get('postgres_cpu_ms_per_run', math.nan):.1f}, fake model"
         f" {f.get('fake_cpu_ms_per_run', math.nan):.1f}, load generator"
         f" {f['client_cpu_ms_per_run']:.1f}; other processes on the machine"
-        f" {f['other_cores']:.2f} cores"
+        f" {f['other_cores']:.2f} cores{'  NOISY' if f['other_cores'] > NOISY_CORES else ''}"
     )
 
 
@@ -243,15 +244,15 @@ def summary(bench: Bench, forms: Sequence[Form]) -> dict[str, Any]:
                 _fmt(m["cpu_ms_per_run"]),
                 _fmt(m["cpu_ms_per_run"] / floor_cpu, 2, "x"),
                 _fmt(m.get("postgres_cpu_ms_per_run", math.nan)),
-                _fmt(m["other_cores"], 2),
+                _fmt(max(r["other_cores"] for r in bench.rounds[form.name]), 2),
             ]
         )
     headers = ["form", "rounds", "runs/s", "/floor", "per round", "p50 ms", "p99 ms"]
-    headers += ["ttft p50", "B/run", "cpu ms/run", "/floor", "pg ms/run", "others"]
+    headers += ["ttft p50", "B/run", "cpu ms/run", "/floor", "pg ms/run", "others max"]
     print(_table(headers, rows))
     print(
-        "  (cpu ms/run: the form's server processes; pg ms/run: Postgres; others: cores busy"
-        " with processes outside the bench, i.e. noise)"
+        "  (cpu ms/run: all the form's server processes; pg ms/run: Postgres; others max: the"
+        " most cores other processes on the machine used during one of its rounds, i.e. noise)"
     )
     for form in forms:
         if form.name not in med:
@@ -323,6 +324,14 @@ def summary(bench: Bench, forms: Sequence[Form]) -> dict[str, Any]:
         )
     for name, reason in bench.unavailable.items():
         print(f"  form {name} unavailable: {reason}")
+    every = [f for rows in bench.rounds.values() for f in rows] + list(bench.slow.values())
+    noisy = [f for f in every if f["other_cores"] > NOISY_CORES]
+    if noisy:
+        print(
+            f"  NOTE: {len(noisy)} of {len(every)} measurements ran while other processes used"
+            f" > {NOISY_CORES} cores (up to {max(f['other_cores'] for f in noisy):.2f}):"
+            " those figures are noisy"
+        )
     return {"medians": med, "rounds": bench.rounds}
 
 
