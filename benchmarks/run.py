@@ -340,13 +340,23 @@ def summary(bench: Bench, forms: Sequence[Form]) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--forms", default="serve,serve2,api+2workers", help=", ".join(FORMS))
+    parser.add_argument(
+        "--forms",
+        default="serve,serve2,api+2workers",
+        help="comma-separated Loom forms; the floor always runs (known: "
+        + ", ".join(n for n in FORMS if n != "floor")
+        + ")",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--seconds", type=float, default=8.0, help="per form per round")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per form per round")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--loom-format", choices=["compact", "opengpts"], default="compact")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="flushed")
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/13",
+        help="the Redis database the Redis forms use; flushed before each start",
+    )
     parser.add_argument("--c1-runs", type=int, default=20, help="first-token samples at c=1")
     parser.add_argument("--grown-turns", type=int, default=200, help="the long thread's turns")
     parser.add_argument("--skip-c1", action="store_true", help="skip first token at c=1")
