@@ -55,7 +55,7 @@ test-ui: frontend/node_modules/.stamp
 test: lint typecheck test-ui test-py
 
 bench: $(VENV)/.stamp-dev
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist .pytest_cache .mypy_cache .ruff_cache
