@@ -45,9 +45,19 @@ lint: $(VENV)/.stamp-dev
 typecheck: $(VENV)/.stamp-dev
 	$(BIN)/mypy
 
+# The suites that drive Loom through `start_loom` run twice: against one in-process server,
+# then against the scaled form (two `loom serve --no-worker` + two `loom worker` processes
+# sharing Postgres and Redis).
+CLUSTER_SUITES := tests/runs/test_guide_runs.py tests/runs/test_stream.py \
+	tests/runs/test_concurrency_and_access.py tests/runs/test_multitask.py \
+	tests/runs/test_faults.py tests/runs/test_agent_tools.py tests/runs/test_long_thread.py \
+	tests/retrieval/test_runs.py tests/retrieval/test_ingest.py \
+	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py
+
 # The Python suite includes the browser tests (tests/e2e), which need the built UI.
 test-py: $(VENV)/.stamp-dev ui
 	$(BIN)/pytest -q
+	LOOM_TEST_TOPOLOGY=cluster $(BIN)/pytest -q $(CLUSTER_SUITES)
 
 test-ui: frontend/node_modules/.stamp
 	cd frontend && npm run --silent typecheck && npm test --silent

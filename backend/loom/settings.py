@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -123,6 +123,20 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=1000, ge=100)
     chunk_overlap: int = Field(default=200, ge=0)
     retrieval_k: int = Field(default=4, ge=1, le=50)
+
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "openai_base_url",
+        "embedding_base_url",
+        "azure_openai_endpoint",
+        "azure_openai_deployment",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # ``OPENAI_BASE_URL=`` (e.g. from docker compose's ${OPENAI_BASE_URL:-}) means unset.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _check_auth(self) -> Settings:

@@ -30,6 +30,20 @@ describe('applyPatches', () => {
     expect(list[1]!.content).toBe('Hello');
   });
 
+  it('drops a message a crashed attempt left half written', () => {
+    let list = applyPatches([human], [{ id: 'a1', type: 'ai', content: 'Half' }]);
+    list = applyPatches(list, [
+      { id: 'a1', removed: true },
+      { id: 'a2', type: 'ai', content: 'Whole' },
+      { id: 'a2', delta: ' reply' },
+      { id: 'gone', removed: true },
+    ]);
+    expect(list.map((m) => [m.id, m.content])).toEqual([
+      ['h1', 'hi'],
+      ['a2', 'Whole reply'],
+    ]);
+  });
+
   it('starts an AI message for a delta with an unknown id', () => {
     const list = applyPatches([], [{ id: 'x', delta: 'Hi' }]);
     expect(list).toEqual([{ id: 'x', type: 'ai', content: 'Hi' }]);

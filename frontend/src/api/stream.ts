@@ -3,7 +3,8 @@
  *
  * A compact stream (`POST /runs/stream?format=compact`) sends `data` events whose payload is a
  * list of patches. A patch is either a whole message (it has a `type`: insert it, or replace the
- * message with the same `id`) or `{"id", "delta"}` (append text to that message's content).
+ * message with the same `id`), `{"id", "delta"}` (append text to that message's content) or
+ * `{"id", "removed": true}` (drop a message a crashed attempt of the run had half written).
  * The OpenGPTs format (a list of whole messages) is a special case and is handled the same way.
  */
 import type { ContentPart, Message, ThreadState, ToolCall } from './types';
@@ -13,7 +14,12 @@ export interface DeltaPatch {
   delta: string;
 }
 
-export type Patch = Message | DeltaPatch;
+export interface RemovePatch {
+  id: string;
+  removed: true;
+}
+
+export type Patch = Message | DeltaPatch | RemovePatch;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -24,6 +30,15 @@ export function isDeltaPatch(value: unknown): value is DeltaPatch {
     isRecord(value) &&
     typeof value.id === 'string' &&
     typeof value.delta === 'string' &&
+    typeof value.type !== 'string'
+  );
+}
+
+export function isRemovePatch(value: unknown): value is RemovePatch {
+  return (
+    isRecord(value) &&
+    typeof value.id === 'string' &&
+    value.removed === true &&
     typeof value.type !== 'string'
   );
 }
@@ -85,11 +100,19 @@ function appendDelta(msg: Message, delta: string): Message {
  * change keep their identity (so React can skip re-rendering them).
  */
 export function applyPatches(messages: readonly Message[], patches: readonly unknown[]): Message[] {
-  const out = messages.slice();
+  let out = messages.slice();
   const index = new Map<string, number>();
   out.forEach((m, i) => index.set(m.id, i));
 
   for (const patch of patches) {
+    if (isRemovePatch(patch)) {
+      if (index.has(patch.id)) {
+        out = out.filter((m) => m.id !== patch.id);
+        index.clear();
+        out.forEach((m, i) => index.set(m.id, i));
+      }
+      continue;
+    }
     if (isMessagePatch(patch)) {
       const msg = normalizeMessage(patch as unknown as Record<string, unknown>);
       const at = index.get(msg.id);
