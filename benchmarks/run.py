@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks import recovery
 from benchmarks.forms import FORMS, Backend, Form, FormUnavailable
 from benchmarks.load import Client, first_token_c1, load, make_client
 
@@ -363,6 +364,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-slow", action="store_true", help="skip the 20 ms/token level")
     parser.add_argument("--skip-in-process", action="store_true", help="skip in-process floor")
     parser.add_argument("--turns", type=int, default=300, help="checkpoint growth (0: skip)")
+    parser.add_argument(
+        "--recovery-trials", type=int, default=3, help="kill -9 recovery trials (0: skip)"
+    )
+    parser.add_argument(
+        "--recovery-lease", type=float, default=3.0, help="LOOM_LEASE_SECONDS for recovery"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.forms.split(",") if n.strip() and n.strip() != "floor"]
@@ -432,6 +439,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                         flush=True,
                     )
                     bench.slow_level(forms, llm)
+            if args.recovery_trials:
+                # 50 tokens at 20 ms: a run still streaming when its worker is killed.
+                with fake_llm(args.tokens, 20) as (llm, _):
+                    print(
+                        "crash recovery: kill -9 of the worker holding a run"
+                        f" (api + 2 workers, lease {args.recovery_lease:g} s):",
+                        flush=True,
+                    )
+                    backend = Backend(create_database(admin), llm, args.redis_url, log_dir)
+                    try:
+                        result = recovery.measure(
+                            backend, args.recovery_lease, args.recovery_trials
+                        )
+                        print(recovery.report_line(result, args.tokens * 0.02), flush=True)
+                        out["recovery"] = result
+                    except (FormUnavailable, RuntimeError) as exc:
+                        print(f"  recovery unavailable: {exc}", flush=True)
             if args.turns:
                 with fake_llm(5, 0) as (llm, _):
                     print(f"checkpoint bytes per turn over {args.turns} turns (one Loom thread):")
