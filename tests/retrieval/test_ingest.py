@@ -218,7 +218,7 @@ def test_embedding_failure_stores_nothing(
     r = ingest(client, [first], assistant_id=assistant_id)
     assert r.status_code == 502, r.text
     assert r.json() == {"detail": "The embeddings provider answered with HTTP 400"}
-    assert len(fake_llm.embedding_requests) >= 2
+    assert len(fake_llm.embedding_requests) >= 1  # batches run concurrently: others may not start
     assert count(database_url, f"assistant:{assistant_id}") == 0
 
 
