@@ -32,6 +32,10 @@ from loom.storage.runs import Run, RunRepo
 from loom.storage.threads import Thread, ThreadRepo
 
 
+# Dependencies are ``async def`` even when they await nothing: FastAPI runs plain ``def``
+# dependencies in a thread pool, a thread hop per request for no gain.
+
+
 @dataclass
 class AppState:
     """What the lifespan opened for the web process."""
@@ -44,7 +48,7 @@ class AppState:
     worker: Worker | None
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     state: AppState | None = getattr(request.app.state, "loom", None)
     if state is None:
         raise ServiceUnavailable("Loom is starting")
@@ -54,39 +58,39 @@ def app_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(app_state)]
 
 
-def _settings(state: State) -> Settings:
+async def _settings(state: State) -> Settings:
     return state.runtime.settings
 
 
-def _pool(state: State) -> Pool:
+async def _pool(state: State) -> Pool:
     return state.runtime.pool
 
 
-def _assistants(state: State) -> AssistantRepo:
+async def _assistants(state: State) -> AssistantRepo:
     return state.runtime.assistants
 
 
-def _threads(state: State) -> ThreadRepo:
+async def _threads(state: State) -> ThreadRepo:
     return state.runtime.threads
 
 
-def _run_repo(state: State) -> RunRepo:
+async def _run_repo(state: State) -> RunRepo:
     return state.runtime.runs
 
 
-def _factory(state: State) -> AgentFactory:
+async def _factory(state: State) -> AgentFactory:
     return state.runtime.factory
 
 
-def _ingest(state: State) -> IngestService:
+async def _ingest(state: State) -> IngestService:
     return state.runtime.ingest
 
 
-def _runs(state: State) -> RunService:
+async def _runs(state: State) -> RunService:
     return state.runs
 
 
-def _thread_state(state: State) -> ThreadStateService:
+async def _thread_state(state: State) -> ThreadStateService:
     return state.state
 
 
