@@ -8,11 +8,17 @@ to the provider is the entry's ``provider_model`` unless ``LOOM_MODEL_NAMES`` ov
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
+import openai
+import orjson
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
 from loom.settings import Settings
@@ -60,11 +66,112 @@ class _PassThroughMessages:
         return payload
 
 
-class LoomChatOpenAI(_PassThroughMessages, ChatOpenAI):
+async def _sse_json(response: Any) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of a chat completions event stream, until ``[DONE]``.
+
+    Raises ``openai.APIError`` for an ``error`` object in the stream (as the ``openai`` client
+    does) and ``ValueError`` for a malformed event.
+    """
+    try:
+        async for chunk in _sse_chunks(response):
+            yield chunk
+    # The ``openai`` client's HTTP library is ``httpx2``; its stream reader maps these the same.
+    except httpx2.TimeoutException as exc:
+        raise openai.APITimeoutError(request=response.http_request) from exc
+    except httpx2.TransportError as exc:
+        raise openai.APIConnectionError(request=response.http_request) from exc
+
+
+async def _sse_chunks(response: Any) -> AsyncIterator[dict[str, Any]]:
+    buffer = b""
+    data: list[bytes] = []
+    async for raw in response.iter_bytes():
+        buffer += raw
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if line:
+                if line.startswith(b"data:"):
+                    data.append(line[5:].lstrip(b" "))
+                continue  # comments, event names, ids: not used by chat completions
+            if not data:
+                continue
+            payload = b"\n".join(data)
+            data = []
+            if payload.startswith(b"[DONE]"):
+                return
+            chunk = orjson.loads(payload)
+            if isinstance(chunk, dict) and chunk.get("error"):
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else None
+                raise openai.APIError(
+                    message=str(message or "An error occurred during streaming"),
+                    request=response.http_request,
+                    body=error,
+                )
+            yield chunk
+
+
+class _RawChunks:
+    """Stream chat completions without building an ``openai`` object per token.
+
+    The ``openai`` client turns every streamed chunk into a pydantic model through its
+    generic, reflection-heavy ``construct_type`` (a fifth of a streamed run's CPU here), and
+    ``langchain-openai`` turns it straight back into a dict. This reads the event stream
+    itself (the request is still built and sent by the ``openai`` client, whose errors are
+    unchanged) and hands each chunk's JSON to ``langchain-openai``'s own converter. A stalled
+    stream is ended by the HTTP client's read timeout (``LOOM_MODEL_TIMEOUT_SECONDS``).
+    Requests this does not cover (structured output, response headers) take the usual path.
+    """
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        *,
+        stream_usage: bool | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        model: Any = self
+        options = dict(kwargs)
+        options["stream"] = True
+        stream_usage = model._should_stream_usage(stream_usage, **options)
+        if stream_usage:
+            options["stream_options"] = {"include_usage": stream_usage}
+        payload = model._get_request_payload(messages, stop=stop, **options)
+        if (
+            "response_format" in payload
+            or model.include_response_headers
+            or getattr(model, "_uses_gateway", False)
+            or model._use_responses_api(payload)
+        ):
+            parent: Any = super()
+            async for generation in parent._astream(
+                messages, stop, run_manager, stream_usage=stream_usage, **kwargs
+            ):
+                yield generation
+            return
+        chunk_class: type[BaseMessageChunk] = AIMessageChunk
+        async with model.async_client.with_streaming_response.create(**payload) as response:
+            async for chunk in _sse_json(response):
+                generation = model._convert_chunk_to_generation_chunk(chunk, chunk_class, {})
+                if generation is None:
+                    continue
+                chunk_class = generation.message.__class__
+                if run_manager:
+                    logprobs = (generation.generation_info or {}).get("logprobs")
+                    await run_manager.on_llm_new_token(
+                        generation.text, chunk=generation, logprobs=logprobs
+                    )
+                yield generation
+
+
+class LoomChatOpenAI(_RawChunks, _PassThroughMessages, ChatOpenAI):
     pass
 
 
-class LoomAzureChatOpenAI(_PassThroughMessages, AzureChatOpenAI):
+class LoomAzureChatOpenAI(_RawChunks, _PassThroughMessages, AzureChatOpenAI):
     pass
 
 

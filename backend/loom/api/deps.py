@@ -31,7 +31,6 @@ from loom.storage.assistants import Assistant, AssistantRepo
 from loom.storage.runs import Run, RunRepo
 from loom.storage.threads import Thread, ThreadRepo
 
-
 # Dependencies are ``async def`` even when they await nothing: FastAPI runs plain ``def``
 # dependencies in a thread pool, a thread hop per request for no gain.
 
