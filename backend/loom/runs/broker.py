@@ -142,7 +142,9 @@ class LocalLogs:
         """Follow a local log until ``end``.
 
         With ``orphan_ends``, following also stops when the log has no publisher left and no
-        end (its run moved to another process: the caller continues from elsewhere).
+        end (its run moved to another process: the caller continues from elsewhere), and when
+        it does not reach back to ``after`` (a later attempt of a run that moved here: its
+        earlier events are elsewhere, and so is the rest for this follower).
         """
         log = self.open(run_id)
         log.subscribers += 1
@@ -151,6 +153,8 @@ class LocalLogs:
             while True:
                 batch = log.after(seen)
                 if batch:
+                    if orphan_ends and batch[0].seq > seen + 1:
+                        return
                     seen = batch[-1].seq
                     yield batch
                     if log.done and log.last_seq == seen:
