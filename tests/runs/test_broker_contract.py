@@ -307,6 +307,33 @@ async def test_later_attempt_continues_the_numbering(pair: Pair) -> None:
         assert pairs(await collect(pair.other, rid, 3)) == expected[3:]
 
 
+async def test_a_superseded_publisher_publishes_nothing_more(pair: Pair) -> None:
+    """Two attempts of a run overlap in one process (the first lost its lease and has not
+    noticed yet): once the newer publisher opened the log, the older one's events are
+    dropped, so they neither interleave with the new attempt's nor follow its end."""
+    rid = run_id()
+    follower = asyncio.create_task(collect(pair.broker, rid))
+    remote = asyncio.create_task(collect(pair.other, rid))
+    stale = pair.broker.publisher(rid)
+    first = script(4, end=False)
+    for e in first:
+        await stale.publish(e)
+    fresh = pair.broker.publisher(rid)
+    assert await stale.publish(MessageDelta(id="a1", delta="stale")) == 0
+    second: list[RunEvent] = [MessageRemove(id="a1"), *script(4, end=False)]
+    for i, e in enumerate(second):
+        assert await fresh.publish(e) == len(first) + 1 + i
+        assert await stale.publish(MessageDelta(id="a1", delta="stale")) == 0
+    await stale.close()  # the stale attempt lets go (no end): the run goes on
+    assert await fresh.publish(EndEvent()) == len(first) + len(second) + 1
+    assert await stale.publish(EndEvent(status="error")) == 0
+    await fresh.close()
+    expected = numbered([*first, *second, EndEvent()])
+    assert pairs(await follower) == expected
+    assert pairs(await remote) == expected
+    assert pairs(await pair.other.read(rid)) == expected
+
+
 async def test_flush_makes_everything_readable_elsewhere(pair: Pair) -> None:
     rid = run_id()
     publisher = pair.broker.publisher(rid)
