@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
 
 from loom.agents.serialize import message_to_dict
 from loom.agents.state import messages_of
@@ -30,12 +31,12 @@ from loom.runs.events import (
     MessageRemove,
     MessageUpsert,
 )
-from loom.runs.executor import RunExecutor
-from loom.runs.queue import RunQueue
+from loom.runs.executor import RunExecutor, stored_input
+from loom.runs.queue import Claim, RunQueue
 from loom.runs.service import RunRequest, RunService
 from loom.runs.worker import Worker, WorkerOptions
 from loom.runtime import Runtime, open_runtime
-from loom.storage.runs import Run, RunStatus
+from loom.storage.runs import NewRun, Run, RunStatus
 from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI, tokenize
 
@@ -54,10 +55,13 @@ class RecordingQueue(RunQueue):
         self.finishes: list[tuple[uuid.UUID, uuid.UUID, RunStatus, bool]] = []
         self.hand_backs: list[tuple[uuid.UUID, uuid.UUID, RunStatus | None]] = []
         self.claimed: list[tuple[uuid.UUID, uuid.UUID]] = []
+        self.after_claim: Callable[[], None] | None = None
 
-    async def claim(self, owner: str, n: int) -> Any:
+    async def claim(self, owner: str, n: int) -> list[Claim]:
         claims = await super().claim(owner, n)
         self.claimed += [(c.run_id, c.token) for c in claims]
+        if claims and self.after_claim is not None:
+            self.after_claim()
         return claims
 
     async def finish(
@@ -94,7 +98,9 @@ class Setup:
     queues: dict[str, RecordingQueue] = field(default_factory=dict)
     workers: dict[str, Worker] = field(default_factory=dict)
 
-    def worker(self, name: str, heartbeat_seconds: float | None = None) -> Worker:
+    def worker(
+        self, name: str, heartbeat_seconds: float | None = None, concurrency: int = 1
+    ) -> Worker:
         rt = self.runtime
         s = rt.settings
         queue = RecordingQueue(rt.pool, s.lease_seconds, s.run_max_attempts)
@@ -104,7 +110,7 @@ class Setup:
             broker=rt.broker,
             wakeup=rt.wakeup,
             options=WorkerOptions(
-                concurrency=1,
+                concurrency=concurrency,
                 poll_seconds=s.worker_poll_seconds,
                 heartbeat_seconds=heartbeat_seconds or s.heartbeat_seconds,
                 sweep_seconds=s.sweep_seconds,
@@ -161,6 +167,12 @@ async def setup(runtime: Runtime) -> AsyncIterator[Setup]:
         default_recursion_limit=25,
         lease_seconds=runtime.settings.lease_seconds,
     )
+    # Whatever an earlier case left active must not be claimed by this one's workers.
+    async with runtime.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE run SET status = 'cancelled', claim_token = NULL, lease_owner = NULL,"
+            " lease_until = NULL WHERE status IN ('pending', 'running')"
+        )
     made = Setup(runtime, service)
     yield made
     for worker in made.workers.values():
@@ -322,6 +334,112 @@ async def test_a_stale_worker_does_not_change_the_thread(
 ) -> None:
     run, log = await _stale_worker_finishes_first(setup, fake_llm)
     assert await setup.state(run) == fold(log)
+
+
+async def test_a_worker_that_claims_again_a_run_it_still_runs_keeps_only_the_new_one(
+    setup: Setup, fake_llm: FakeOpenAI
+) -> None:
+    """The lease lapses and the same worker (it has room) claims the run again before its
+    heartbeat noticed: the old execution is stale. The worker must go on holding (renewing,
+    stopping) the new one after the old one ends."""
+    fake_llm.reply(text=SLOW, token_delay=0.05)
+    fake_llm.reply(text=SLOW, token_delay=0.1)  # the new execution outlives the old one
+    a = setup.worker("a", concurrency=2)
+    await a.start()
+    run = await setup.new_run()
+    await until(lambda: a.holds(run.run_id), "worker a to claim the run")
+    await streaming_started(setup, run.run_id)
+    old_execution = a._held[run.run_id].task
+    for _ in range(20):
+        await setup.expire(run.run_id)
+        await a.sweep_once()
+        if (await setup.row(run.run_id))["claim_token"] != setup.queues["a"].claimed[0][1]:
+            break
+    await until(lambda: len(setup.queues["a"].claimed) == 2, "worker a to claim it again")
+    [(_, old), (_, new)] = setup.queues["a"].claimed
+
+    async with asyncio.timeout(WAIT):
+        outcome = await old_execution
+    assert outcome.status is None  # the stale execution wrote nothing
+    assert a.holds(run.run_id) and a._held[run.run_id].claim.token == new
+    assert a.running == 1
+
+    ended = await setup.service.wait_ended(run.run_id, WAIT)
+    assert ended is not None and ended.status == "success"
+    final = await setup.row(run.run_id)
+    assert (final["status"], final["attempt"]) == ("success", 2)
+    assert settled(setup.queues["a"], run.run_id) == [(new, "success")]
+    assert old not in [t for _, t, _, ok in setup.queues["a"].finishes if ok]
+    log = await whole_log(setup, run.run_id)
+    assert log[-1].event == EndEvent(status="success")
+
+
+async def test_runs_claimed_as_the_drain_begins_are_handed_back(
+    setup: Setup, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.reply(text=QUICK)
+    a = setup.worker("a")
+    setup.queues["a"].after_claim = a.stop_claiming  # the drain starts while claiming
+    await a.start()
+    run = await setup.new_run()
+    await until(lambda: setup.queues["a"].claimed, "worker a to claim the run")
+
+    async def handed_back() -> bool:
+        return (await setup.row(run.run_id))["status"] == "pending"
+
+    await until(handed_back, "the run to be handed back")
+    back = await setup.row(run.run_id)
+    assert (back["attempt"], back["lease_owner"]) == (0, None)  # not a failed attempt
+    [(_, token)] = setup.queues["a"].claimed
+    assert setup.queues["a"].hand_backs == [(run.run_id, token, "pending")]
+
+    b = setup.worker("b")
+    await b.start()
+    ended = await setup.service.wait_ended(run.run_id, WAIT)
+    assert ended is not None and (ended.status, ended.attempt) == ("success", 1)
+
+
+async def test_a_stop_right_after_a_run_starts_still_stops_it(
+    setup: Setup, fake_llm: FakeOpenAI
+) -> None:
+    """The stop arrives before the run's task ever ran (same loop iteration as its start)."""
+    fake_llm.reply(text=SLOW, token_delay=0.05)
+    a = setup.worker("a")
+    await a.start()
+    rt = setup.runtime
+    assistant = await rt.assistants.create("alice", "a", CHATBOT, False)
+    thread = await rt.threads.create("alice", "t", assistant.assistant_id)
+    assert a.reserve()
+    created = await rt.runs.create(
+        NewRun(
+            user_id="alice",
+            thread_id=thread.thread_id,
+            assistant_id=assistant.assistant_id,
+            input=stored_input([HumanMessage("go")]),
+            config={},
+            multitask_strategy="reject",
+            on_disconnect="continue",
+            recursion_limit=25,
+            checkpoint_id=None,
+        ),
+        claim_owner=a.owner,
+        lease_seconds=LEASE,
+    )
+    run = created.run
+    assert run.status == "running" and run.claim_token is not None
+    a.adopt(Claim(run=run, token=run.claim_token, assistant_config=CHATBOT))
+    assert a.stop_run(run.run_id, "cancel")
+
+    ended = await setup.service.wait_ended(run.run_id, WAIT)
+    assert ended is not None
+    assert (ended.status, ended.error, ended.attempt) == (
+        "cancelled",
+        "The run was cancelled",
+        1,
+    )
+    log = await whole_log(setup, run.run_id)
+    assert log[-1].event == EndEvent(status="cancelled")
+    await until(lambda: not a.holds(run.run_id), "worker a to let go of the run")
 
 
 # --- draining ---------------------------------------------------------------------------------

@@ -120,6 +120,9 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        late = [h.task for h in self._held.values()]  # claimed as the drain began
+        if late:
+            await asyncio.wait(late, timeout=10)
 
     # --- capacity -----------------------------------------------------------------------------
 
@@ -166,8 +169,17 @@ class Worker:
             return True
         if control.reason is None or reason == "lease_lost":
             control.reason = reason
-        held.task.cancel()
+        # Cancel on the loop's next turn, not now: a task cancelled before its first step
+        # never runs its body, so nothing would be recorded (the run would stay leased, then
+        # be swept and executed again). A task's first step is queued when it is created,
+        # so it runs before this callback.
+        asyncio.get_running_loop().call_soon(self._cancel, held)
         return True
+
+    @staticmethod
+    def _cancel(held: _Held) -> None:
+        if not held.control.settling:
+            held.task.cancel()
 
     def _on_stop_signal(self, run_id: uuid.UUID, action: StopAction) -> None:
         self.stop_run(run_id, action)
@@ -175,6 +187,10 @@ class Worker:
     # --- loops --------------------------------------------------------------------------------
 
     def _start(self, claim: Claim) -> None:
+        if claim.run_id in self._held:
+            # Its lease lapsed and this worker claimed it again before a heartbeat noticed:
+            # the execution it still has is stale.
+            self.stop_run(claim.run_id, "lease_lost")
         # The log is opened before the task runs: subscribers in this process follow it from
         # memory from the first event.
         publisher = self._broker.publisher(str(claim.run_id))
@@ -187,7 +203,9 @@ class Worker:
         task.add_done_callback(lambda t: self._done(run_id, t))
 
     def _done(self, run_id: uuid.UUID, task: asyncio.Task[Outcome]) -> None:
-        self._held.pop(run_id, None)
+        held = self._held.get(run_id)
+        if held is not None and held.task is task:  # not a newer execution of the run
+            del self._held[run_id]
         self._room.set()
         self._poke.set()
         if task.cancelled():
@@ -216,8 +234,11 @@ class Worker:
                     claims = []
                     await asyncio.sleep(1.0)
                 for claim in claims:
-                    if self._accepting:
-                        self._start(claim)
+                    self._start(claim)
+                    if not self._accepting:
+                        # Draining began while claiming: give it straight back (not a
+                        # failed attempt), rather than leave it leased until it lapses.
+                        self.stop_run(claim.run_id, "hand_back")
                 if claims and len(claims) == n:
                     continue
             with contextlib.suppress(TimeoutError):
