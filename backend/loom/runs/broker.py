@@ -30,7 +30,8 @@ class Publisher(Protocol):
     def last_seq(self) -> int: ...
 
     async def publish(self, event: RunEvent) -> int:
-        """Append ``event``; returns its sequence number."""
+        """Append ``event``; returns its sequence number, or 0 when the event was dropped
+        because a newer publisher (a later attempt of the run) has opened the log since."""
         ...
 
     async def flush(self) -> None:
@@ -73,7 +74,7 @@ class Broker(Protocol):
 
 
 class _Log:
-    __slots__ = ("done", "events", "expiry", "publishers", "subscribers", "wakeup")
+    __slots__ = ("done", "events", "expiry", "generation", "publishers", "subscribers", "wakeup")
 
     def __init__(self) -> None:
         self.events: list[Envelope] = []
@@ -82,6 +83,20 @@ class _Log:
         self.publishers = 0
         self.subscribers = 0
         self.expiry: asyncio.TimerHandle | None = None
+        # Bumped by every new publisher: only the newest one may append (see ``take``).
+        self.generation = 0
+
+    def take(self) -> int:
+        """Open the log for a new publisher; returns its generation.
+
+        A publisher of an older generation is a stale attempt of the run (its worker lost
+        the lease and has not noticed yet): what it publishes from now on is dropped, so it
+        can neither interleave with the new attempt's events nor follow its ``end``.
+        """
+        self.generation += 1
+        self.publishers += 1
+        self.done = False
+        return self.generation
 
     @property
     def last_seq(self) -> int:
@@ -142,7 +157,9 @@ class LocalLogs:
         """Follow a local log until ``end``.
 
         With ``orphan_ends``, following also stops when the log has no publisher left and no
-        end (its run moved to another process: the caller continues from elsewhere).
+        end (its run moved to another process: the caller continues from elsewhere), and when
+        it does not reach back to ``after`` (a later attempt of a run that moved here: its
+        earlier events are elsewhere, and so is the rest for this follower).
         """
         log = self.open(run_id)
         log.subscribers += 1
@@ -151,6 +168,8 @@ class LocalLogs:
             while True:
                 batch = log.after(seen)
                 if batch:
+                    if orphan_ends and batch[0].seq > seen + 1:
+                        return
                     seen = batch[-1].seq
                     yield batch
                     if log.done and log.last_seq == seen:
@@ -177,8 +196,7 @@ class LocalPublisher:
         self._logs = logs
         self._run_id = run_id
         self._log = logs.open(run_id)
-        self._log.publishers += 1
-        self._log.done = False
+        self._generation = self._log.take()
         self._closed = False
 
     @property
@@ -186,6 +204,8 @@ class LocalPublisher:
         return self._log.last_seq
 
     async def publish(self, event: RunEvent) -> int:
+        if self._generation != self._log.generation:
+            return 0  # superseded by a later attempt
         seq = self._log.last_seq + 1
         self._log.append(Envelope.model_construct(seq=seq, event=event))
         return seq

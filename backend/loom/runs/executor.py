@@ -106,9 +106,10 @@ class RunExecutor:
         status: RunStatus = "error"
         error: tuple[str, str] | None = None
         try:
-            if run.attempt > 1:
-                for message_id in partial_messages(await self._broker.read(run_id)):
-                    await publish(MessageRemove(id=message_id))
+            # Not only when ``attempt > 1``: a run handed back by a draining worker does not
+            # count the attempt, yet its log may hold a message that attempt left half-written.
+            for message_id in partial_messages(await self._broker.read(run_id)):
+                await publish(MessageRemove(id=message_id))
             graph, _ = self._factory.graph(claim.assistant_config or FALLBACK_CONFIG)
             graph_input, config = await self._start(run)
             if graph_input is not None:

@@ -49,8 +49,7 @@ class RedisPublisher:
         self._run_id = run_id
         self._key = stream_key(broker.prefix, run_id)
         self._log = broker.local.open(run_id)
-        self._log.publishers += 1
-        self._log.done = False
+        self._generation = self._log.take()
         self._seq: int | None = None
         self._buffer: list[Envelope] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -75,8 +74,10 @@ class RedisPublisher:
         return last
 
     async def publish(self, event: RunEvent) -> int:
-        seq = (self._seq if self._seq is not None else await self._start()) + 1
-        self._seq = seq
+        last = self._seq if self._seq is not None else await self._start()
+        if self._generation != self._log.generation:
+            return 0  # superseded by a later attempt in this process
+        seq = self._seq = last + 1
         envelope = Envelope.model_construct(seq=seq, event=event)
         self._log.append(envelope)
         self._buffer.append(envelope)

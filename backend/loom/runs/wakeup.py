@@ -68,7 +68,9 @@ def _parse_stop(payload: str) -> tuple[uuid.UUID, StopAction] | None:
         run_id = uuid.UUID(run)
     except ValueError:
         return None
-    action = action or "cancel"
+    # A bare run id (what ``loom_create_run`` sends for interrupt/rollback) says nothing of
+    # the action: taking it for ``cancel`` would end an interrupted run ``cancelled``. The
+    # service signals the right action right after, and heartbeats read it from the row.
     if action not in _ACTIONS:
         return None
     return run_id, action  # type: ignore[return-value]

@@ -123,6 +123,9 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        late = [h.task for h in self._held.values()]  # claimed as the drain began
+        if late:
+            await asyncio.wait(late, timeout=10)
 
     # --- capacity -----------------------------------------------------------------------------
 
@@ -174,7 +177,16 @@ class Worker:
             return
         if control.reason is None or reason == "lease_lost":
             control.reason = reason
-        held.task.cancel()
+        # Cancel on the loop's next turn, not now: a task cancelled before its first step
+        # never runs its body, so nothing would be recorded (the run would stay leased, then
+        # be swept and executed again). A task's first step is queued when it is created,
+        # so it runs before this callback.
+        asyncio.get_running_loop().call_soon(self._cancel, held)
+
+    @staticmethod
+    def _cancel(held: _Held) -> None:
+        if not held.control.settling:
+            held.task.cancel()
 
     def _on_stop_signal(self, run_id: uuid.UUID, action: StopAction) -> None:
         self.stop_run(run_id, action)
@@ -184,7 +196,8 @@ class Worker:
     def _start(self, claim: Claim) -> None:
         stale = self._current.get(claim.run_id)
         if stale is not None and stale in self._held:
-            # This worker lost the run's lease and has now claimed it again.
+            # Its lease lapsed and this worker claimed it again before a heartbeat noticed:
+            # the execution it still has is stale.
             log.warning("lost the lease of run %s; stopping it", claim.run_id)
             self._stop(self._held[stale], "lease_lost")
         # The log is opened before the task runs: subscribers in this process follow it from
@@ -201,7 +214,7 @@ class Worker:
 
     def _done(self, run_id: uuid.UUID, token: uuid.UUID, task: asyncio.Task[Outcome]) -> None:
         self._held.pop(token, None)
-        if self._current.get(run_id) == token:
+        if self._current.get(run_id) == token:  # not a newer execution of the run
             del self._current[run_id]
         self._room.set()
         self._poke.set()
@@ -231,8 +244,11 @@ class Worker:
                     claims = []
                     await asyncio.sleep(1.0)
                 for claim in claims:
-                    if self._accepting:
-                        self._start(claim)
+                    self._start(claim)
+                    if not self._accepting:
+                        # Draining began while claiming: give it straight back (not a
+                        # failed attempt), rather than leave it leased until it lapses.
+                        self.stop_run(claim.run_id, "hand_back")
                 if claims and len(claims) == n:
                     continue
             with contextlib.suppress(TimeoutError):
