@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,6 +30,7 @@ from loom.retrieval import open_retrieval
 from loom.retrieval.ingest import IngestService
 from loom.runs.broker import Broker, LocalBroker
 from loom.runs.executor import RunExecutor
+from loom.runs.fence import ClaimFence, FencedSaver
 from loom.runs.queue import RunQueue
 from loom.runs.redis_broker import RedisBroker
 from loom.runs.wakeup import PgWakeup, RedisWakeup, Wakeup
@@ -48,7 +48,7 @@ class Runtime:
     settings: Settings
     database_url: str
     pool: Pool
-    checkpointer: AsyncPostgresSaver
+    checkpointer: FencedSaver
     assistants: AssistantRepo
     threads: ThreadRepo
     runs: RunRepo
@@ -58,6 +58,7 @@ class Runtime:
     broker: Broker
     wakeup: Wakeup
     executor: RunExecutor
+    fence: ClaimFence
     redis: redis.Redis | None = None
 
     def worker(self) -> Worker:
@@ -68,6 +69,7 @@ class Runtime:
             executor=self.executor,
             broker=self.broker,
             wakeup=self.wakeup,
+            fence=self.fence,
             options=WorkerOptions(
                 concurrency=s.worker_concurrency,
                 poll_seconds=s.worker_poll_seconds,
@@ -109,7 +111,8 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
         url = embedded.uri()
     pool = await open_pool(url, settings)
     stack.push_async_callback(pool.close)
-    checkpointer = AsyncPostgresSaver(pool)
+    fence = ClaimFence()
+    checkpointer = FencedSaver(pool, fence=fence)
     async with pool.connection() as conn:
         await prepare_schema(conn, checkpointer.setup)
 
@@ -146,6 +149,7 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
         broker=broker,
         wakeup=wakeup,
         executor=RunExecutor(factory, checkpointer, queue, broker),
+        fence=fence,
         redis=client,
     )
 

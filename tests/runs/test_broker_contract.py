@@ -523,11 +523,6 @@ async def test_redis_later_attempt_in_another_process_serves_the_whole_log(
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: across processes nothing fences a stale publisher in Redis; when it "
-    "is ahead, the newer attempt's XADDs fail ('equal or smaller') and its events are dropped",
-)
 async def test_redis_a_stale_publisher_in_another_process_is_fenced(
     clients: list[redis.Redis],
 ) -> None:

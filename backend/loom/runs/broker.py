@@ -74,7 +74,16 @@ class Broker(Protocol):
 
 
 class _Log:
-    __slots__ = ("done", "events", "expiry", "generation", "publishers", "subscribers", "wakeup")
+    __slots__ = (
+        "done",
+        "events",
+        "expiry",
+        "generation",
+        "holder",
+        "publishers",
+        "subscribers",
+        "wakeup",
+    )
 
     def __init__(self) -> None:
         self.events: list[Envelope] = []
@@ -85,6 +94,8 @@ class _Log:
         self.expiry: asyncio.TimerHandle | None = None
         # Bumped by every new publisher: only the newest one may append (see ``take``).
         self.generation = 0
+        # The newest publisher (a broker may need to let the previous one finish writing out).
+        self.holder: object | None = None
 
     def take(self) -> int:
         """Open the log for a new publisher; returns its generation.

@@ -35,6 +35,7 @@ from loom.runs.events import (
     MessageUpsert,
     partial_messages,
 )
+from loom.runs.fence import CLAIM_KEY, LeaseLost
 from loom.runs.queue import Claim, RunQueue
 from loom.storage.runs import Run, RunStatus
 
@@ -80,6 +81,7 @@ def run_config(run: Run, checkpoint_id: str | None) -> RunnableConfig:
         "assistant_id": str(run.assistant_id) if run.assistant_id else None,
         "user_id": run.user_id,
         "run_id": str(run.run_id),
+        CLAIM_KEY: str(run.claim_token),  # fences this attempt's checkpoint writes
     }
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
@@ -139,6 +141,11 @@ class RunExecutor:
                     "rollback": "The run was rolled back: a newer run replaced it",
                 }[reason]
                 error = ("cancelled", message)
+        except LeaseLost:
+            # Another worker may own the run now: write nothing about it.
+            log.warning("run %s: lease lost, checkpoint write refused; stopping", run_id)
+            await _quietly(publisher.close())
+            return Outcome(None, False)
         except Exception as exc:
             code, message = public_error(exc)
             if code == "internal":

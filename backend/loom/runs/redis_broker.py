@@ -16,8 +16,10 @@ Postgres regardless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,9 +33,27 @@ log = logging.getLogger("loom.runs.redis")
 
 _FIELD = b"b"
 
+# Append a batch only while this publisher owns the run's log: a newer attempt (in any
+# process) takes the log over by writing its own token to the owner key, and a stale
+# attempt's writes are refused from then on. A log whose owner key is gone (Redis restarted)
+# is taken by the first writer.
+_APPEND = """
+local owner = redis.call('GET', KEYS[2])
+if owner and owner ~= ARGV[1] then return 0 end
+if not owner then redis.call('SET', KEYS[2], ARGV[1]) end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[2], 'b', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
 
 def stream_key(prefix: str, run_id: str) -> str:
     return f"{prefix}run:{run_id}"
+
+
+def owner_key(prefix: str, run_id: str) -> str:
+    return f"{prefix}run:{run_id}:owner"
 
 
 def _seq_of(entry_id: bytes | str | None) -> int:
@@ -48,8 +68,14 @@ class RedisPublisher:
         self._broker = broker
         self._run_id = run_id
         self._key = stream_key(broker.prefix, run_id)
+        self._owner_key = owner_key(broker.prefix, run_id)
+        self._token = uuid.uuid4().hex
+        self._fenced = False
         self._log = broker.local.open(run_id)
         self._generation = self._log.take()
+        previous = self._log.holder
+        self._previous = previous if isinstance(previous, RedisPublisher) else None
+        self._log.holder = self
         self._seq: int | None = None
         self._buffer: list[Envelope] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -62,10 +88,21 @@ class RedisPublisher:
         return self._seq if self._seq is not None else self._log.last_seq
 
     async def _start(self) -> int:
-        """The log's last sequence number, from memory or Redis (a run that moved here)."""
+        """Take the log over (fencing off an earlier attempt, wherever it runs) and find its
+        last sequence number, from memory or Redis (a run that moved here)."""
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            # An earlier attempt in this process: what it already published is written out
+            # under its ownership first (bounded: Redis may be down).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._broker.close_timeout):
+                    await previous.flush()
         last = self._log.last_seq
         try:
-            entries = await self._broker.client.xrevrange(self._key, count=1)
+            async with self._broker.client.pipeline(transaction=False) as pipe:
+                pipe.set(self._owner_key, self._token, ex=int(self._broker.ttl_idle))
+                pipe.xrevrange(self._key, count=1)
+                _, entries = await pipe.execute()
             if entries:
                 last = max(last, _seq_of(entries[0][0]))
         except RedisError as exc:
@@ -75,8 +112,8 @@ class RedisPublisher:
 
     async def publish(self, event: RunEvent) -> int:
         last = self._seq if self._seq is not None else await self._start()
-        if self._generation != self._log.generation:
-            return 0  # superseded by a later attempt in this process
+        if self._generation != self._log.generation or self._fenced:
+            return 0  # superseded by a later attempt (in this process, or another)
         seq = self._seq = last + 1
         envelope = Envelope.model_construct(seq=seq, event=event)
         self._log.append(envelope)
@@ -98,21 +135,26 @@ class RedisPublisher:
                 await asyncio.sleep(wait)
             batch, self._buffer = self._buffer, []
             try:
-                async with broker.client.pipeline(transaction=False) as pipe:
-                    pipe.xadd(
-                        self._key,
-                        {_FIELD: dump_batch(batch)},
-                        id=f"0-{batch[-1].seq}",
-                        maxlen=broker.max_entries,
-                        approximate=True,
-                    )
-                    ttl = broker.ttl_after_end if self._ended else broker.ttl_idle
-                    pipe.expire(self._key, int(ttl))
-                    await pipe.execute()
+                ttl = broker.ttl_after_end if self._ended else broker.ttl_idle
+                appended = await broker.append(
+                    keys=[self._key, self._owner_key],
+                    args=[
+                        self._token,
+                        f"0-{batch[-1].seq}",
+                        dump_batch(batch),
+                        broker.max_entries,
+                        int(ttl),
+                    ],
+                )
                 delay = 0.0
+                if not appended:
+                    # A newer attempt of the run took the log over: this one is stale.
+                    log.info("log of run %s moved on; dropping %d events", self._run_id, len(batch))
+                    self._fenced = True
+                    self._buffer = []
+                    break
             except RedisError as exc:
                 if "equal or smaller" in str(exc):
-                    # Another publisher (a newer attempt) is ahead: this one is stale.
                     log.info("log of run %s moved on; dropping %d events", self._run_id, len(batch))
                     continue
                 log.warning("Redis write for run %s failed (%r); retrying", self._run_id, exc)
@@ -143,6 +185,8 @@ class RedisPublisher:
             await self.flush()
         finally:
             self._log.publishers -= 1
+            if self._log.holder is self:
+                self._log.holder = None
             self._log.wakeup.set()
             self._broker.local.release(self._run_id, self._log)
 
@@ -174,6 +218,7 @@ class RedisBroker:
         self.max_buffer = max_buffer
         self.close_timeout = close_timeout
         self.local = LocalLogs(keep_local_seconds)
+        self.append = client.register_script(_APPEND)
 
     def publisher(self, run_id: str) -> RedisPublisher:
         return RedisPublisher(self, run_id)

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from loom.errors import RunLost
 from loom.runs.broker import Broker
 from loom.runs.events import EndEvent, ErrorEvent
 from loom.runs.executor import Outcome, RunControl, RunExecutor, StopReason
+from loom.runs.fence import ClaimFence
 from loom.runs.queue import Claim, RunQueue
 from loom.runs.wakeup import Wakeup
 from loom.storage.runs import StopAction
@@ -45,6 +47,7 @@ class _Held:
     claim: Claim
     task: asyncio.Task[Outcome]
     control: RunControl
+    renewed: float  # monotonic time of the last lease renewal (or the claim) that landed
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Worker:
         broker: Broker,
         wakeup: Wakeup,
         options: WorkerOptions,
+        fence: ClaimFence | None = None,
+        lease_seconds: float | None = None,
         owner: str | None = None,
     ) -> None:
         self._queue = queue
@@ -72,6 +77,11 @@ class Worker:
         self._broker = broker
         self._wakeup = wakeup
         self.options = options
+        self._fence = fence or ClaimFence()
+        # A lease not renewed for this long may have lapsed (the database's clock started it
+        # a little earlier than this worker saw): its run is stopped and fenced before that.
+        lease = lease_seconds if lease_seconds is not None else queue.lease_seconds
+        self._safe_seconds = 0.8 * lease
         self.owner = owner or worker_name()
         # Keyed by claim token: a run this worker lost and claimed again is held twice for a
         # moment (the old attempt is being stopped); ``_current`` maps a run to its newest.
@@ -173,6 +183,8 @@ class Worker:
 
     def _stop(self, held: _Held, reason: StopReason) -> None:
         control = held.control
+        if reason == "lease_lost":
+            self._fence.revoke(held.claim.token)
         if control.settling:
             return
         if control.reason is None or reason == "lease_lost":
@@ -207,13 +219,14 @@ class Worker:
         task = asyncio.create_task(
             self._executor.execute(claim, publisher, control), name=f"run-{claim.run_id}"
         )
-        self._held[claim.token] = _Held(claim, task, control)
+        self._held[claim.token] = _Held(claim, task, control, time.monotonic())
         self._current[claim.run_id] = claim.token
         run_id, token = claim.run_id, claim.token
         task.add_done_callback(lambda t: self._done(run_id, token, t))
 
     def _done(self, run_id: uuid.UUID, token: uuid.UUID, task: asyncio.Task[Outcome]) -> None:
         self._held.pop(token, None)
+        self._fence.forget(token)
         if self._current.get(run_id) == token:  # not a newer execution of the run
             del self._current[run_id]
         self._room.set()
@@ -272,11 +285,18 @@ class Worker:
         while True:
             await asyncio.sleep(self.options.heartbeat_seconds)
             live = [h for h in self._held.values() if not h.control.settling]
+            sent = time.monotonic()
+            for h in live:
+                if sent - h.renewed > self._safe_seconds:
+                    log.warning("the lease of run %s could not be renewed in time", h.claim.run_id)
+                    self._stop(h, "lease_lost")
+            live = [h for h in live if h.control.reason != "lease_lost"]
             if not live:
                 continue
             held = {h.claim.run_id: h.claim.token for h in live}
             try:
-                renewal = await self._queue.heartbeat(held)
+                async with asyncio.timeout(self.options.heartbeat_seconds):
+                    renewal = await self._queue.heartbeat(held)
             except Exception as exc:
                 # Whether the renewal landed is unknown: the leases may lapse, and another
                 # worker may take the runs. Stop them without writing (no double execution).
@@ -288,8 +308,10 @@ class Worker:
                 if h.claim.run_id in renewal.lost:
                     log.warning("lost the lease of run %s; stopping it", h.claim.run_id)
                     self._stop(h, "lease_lost")
-                elif (action := renewal.held.get(h.claim.run_id)) is not None:
-                    self._stop(h, action)
+                else:
+                    h.renewed = sent
+                    if (action := renewal.held.get(h.claim.run_id)) is not None:
+                        self._stop(h, action)
 
     async def _sweep_loop(self) -> None:
         while True:
