@@ -27,6 +27,7 @@ from loom.runs.state import ThreadStateService
 from loom.runs.worker import Worker
 from loom.runtime import Runtime
 from loom.settings import Settings
+from loom.storage.api_keys import ApiKeyRepo
 from loom.storage.assistants import Assistant, AssistantRepo
 from loom.storage.runs import Run, RunRepo
 from loom.storage.threads import Thread, ThreadRepo
@@ -82,6 +83,10 @@ def _ingest(state: State) -> IngestService:
     return state.runtime.ingest
 
 
+def _api_keys(state: State) -> ApiKeyRepo:
+    return state.runtime.api_keys
+
+
 def _runs(state: State) -> RunService:
     return state.runs
 
@@ -98,6 +103,7 @@ RunRecords = Annotated[RunRepo, Depends(_run_repo)]
 Factory = Annotated[AgentFactory, Depends(_factory)]
 Ingest = Annotated[IngestService, Depends(_ingest)]
 Runs = Annotated[RunService, Depends(_runs)]
+ApiKeys = Annotated[ApiKeyRepo, Depends(_api_keys)]
 ThreadState = Annotated[ThreadStateService, Depends(_thread_state)]
 
 
