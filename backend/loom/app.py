@@ -27,6 +27,7 @@ from loom.api import api_keys, assistants, ingest, runs, threads
 from loom.api.deps import AppState, CurrentUser, PoolDep
 from loom.api.errors import install_error_handlers
 from loom.auth import make_authenticator
+from loom.protocols import openai as openai_protocol
 from loom.runs.service import RunService
 from loom.runs.state import ThreadStateService
 from loom.runs.worker import Worker
@@ -187,5 +188,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     async def auth_mode() -> dict[str, str]:
         return {"mode": settings.auth}
 
+    openai_protocol.install(app, settings)
     _mount_frontend(app, settings.frontend_dist)
     return app
