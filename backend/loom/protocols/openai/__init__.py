@@ -10,11 +10,26 @@ README ("OpenAI Assistants API") for what is covered and what is left out.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import NoReturn
 
+from fastapi import APIRouter, FastAPI
+
+from loom.errors import NotFound
 from loom.settings import Settings
 
 from . import assistants, errors, files, runs, threads
+
+_unknown = APIRouter()
+
+
+@_unknown.api_route(
+    "/v1/{path:path}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+    response_model=None,
+)
+async def unknown_path(path: str) -> NoReturn:
+    raise NotFound(f"Unknown request URL: /v1/{path[:200]}")
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -23,4 +38,5 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.include_router(router, max_body_size=settings.max_body_bytes)
     for router in (files.files_router, files.stores_router):
         app.include_router(router, max_body_size=settings.ingest_max_request_bytes)
+    app.include_router(_unknown)
     errors.install(app)
