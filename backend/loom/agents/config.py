@@ -62,6 +62,10 @@ class AssistantConfig:
     retrieval_description: str | None
     recursion_limit: int | None
     functions: tuple[ClientFunction, ...] = ()
+    # Sampling settings sent to the model when set (every agent type, every provider that
+    # takes them): temperature 0..2, top_p 0..1, response_format as chat completions takes it
+    # ({"type": "text" | "json_object"} or {"type": "json_schema", "json_schema": {...}}).
+    model_settings: tuple[tuple[str, Any], ...] = ()
 
 
 class ToolResolver(Protocol):
@@ -153,6 +157,31 @@ def read_assistant_config(
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 2):
         raise ConfigError("configurable.recursion_limit must be an integer of at least 2")
 
+    model_settings: list[tuple[str, Any]] = []
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        value = _get(conf, bot_type, name)
+        if value is None:
+            continue
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not low <= value <= high
+        ):
+            raise ConfigError(f"configurable.{name} must be a number from {low:g} to {high:g}")
+        model_settings.append((name, float(value)))
+    response_format = _get(conf, bot_type, "response_format")
+    if response_format is not None and response_format != "auto":
+        if not isinstance(response_format, Mapping) or response_format.get("type") not in (
+            "text",
+            "json_object",
+            "json_schema",
+        ):
+            raise ConfigError(
+                'configurable.response_format must be {"type": "text" | "json_object" | '
+                '"json_schema", ...}'
+            )
+        model_settings.append(("response_format", dict(response_format)))
+
     return AssistantConfig(
         type=bot_type,
         model=model,
@@ -162,6 +191,7 @@ def read_assistant_config(
         retrieval_description=description,
         recursion_limit=limit,
         functions=tuple(functions),
+        model_settings=tuple(model_settings),
     )
 
 

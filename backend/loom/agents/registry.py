@@ -176,7 +176,9 @@ class AgentFactory:
         parts = GraphParts(
             state_schema=self._state_schema,
             checkpointer=self._checkpointer,
-            model=self.models.build(resolved.model, self.settings),
+            model=self.models.build(
+                resolved.model, self.settings, dict(resolved.config.model_settings)
+            ),
             system_message=resolved.config.system_message,
             tools=tools,
             interrupt_before_action=resolved.config.interrupt_before_action,

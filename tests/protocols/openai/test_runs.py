@@ -224,3 +224,40 @@ def test_failed_run(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
     assert run.status == "failed"
     assert run.last_error is not None and run.last_error.code == "server_error"
     assert handler.events[-1] == "thread.run.failed"
+
+
+def test_sampling_settings(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+    assistant = client.beta.assistants.create(
+        model="gpt-4o-mini",
+        temperature=0.2,
+        top_p=0.5,
+        response_format={"type": "json_object"},
+    )
+    assert (assistant.temperature, assistant.top_p) == (0.2, 0.5)
+    assert assistant.response_format is not None
+    assert assistant.response_format.type == "json_object"  # type: ignore[union-attr]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "JSON please"}])
+    reply = fake_llm.reply(text='{"ok": true}')
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed" and (run.temperature, run.top_p) == (0.2, 0.5)
+    [request] = reply.requests
+    assert (request["temperature"], request["top_p"]) == (0.2, 0.5)
+    assert request["response_format"] == {"type": "json_object"}
+
+    # A run may change them for itself; "auto" goes back to the model's default.
+    reply = fake_llm.reply(text="plain")
+    client.beta.threads.messages.create(thread.id, role="user", content="Text now")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        temperature=1.5,
+        response_format="auto",
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed" and run.temperature == 1.5
+    [request] = reply.requests
+    assert request["temperature"] == 1.5 and "response_format" not in request
+    updated = client.beta.assistants.update(assistant.id, temperature=None)
+    assert updated.temperature is None and updated.top_p == 0.5

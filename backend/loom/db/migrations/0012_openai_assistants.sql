@@ -2,15 +2,13 @@
 -- rows. An assistant, a thread and a run are Loom's; these tables hold only what OpenAI's
 -- shapes carry and Loom's do not, keyed by Loom's ids.
 
--- OpenAI-only fields of an assistant (its model, instructions and tools are its Loom config).
+-- OpenAI-only fields of an assistant (its model, instructions, tools, temperature, top_p and
+-- response_format are its Loom config).
 CREATE TABLE openai_assistant (
     assistant_id    uuid PRIMARY KEY REFERENCES assistant (assistant_id) ON DELETE CASCADE,
     unnamed         boolean NOT NULL DEFAULT false,
     description     text,
     metadata        jsonb NOT NULL DEFAULT '{}'::jsonb,
-    temperature     double precision,
-    top_p           double precision,
-    response_format jsonb,
     tool_resources  jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 

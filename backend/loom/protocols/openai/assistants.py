@@ -1,10 +1,11 @@
 """``/v1/assistants``: an Assistants assistant is a Loom assistant.
 
-Its ``model``, ``instructions`` and ``tools`` are the Loom config's ``model``,
-``system_message`` and ``tools`` (type ``agent``); ``name`` is the assistant's name. What Loom's
-config has no place for (``description``, ``metadata``, ``temperature``, ``top_p``,
-``response_format``, ``tool_resources``) is kept in ``openai_assistant`` by assistant id. An
-assistant made in the native API or the UI is listed here too, and the other way round.
+Its ``model``, ``instructions``, ``tools``, ``temperature``, ``top_p`` and ``response_format``
+are the Loom config's ``model``, ``system_message``, ``tools``, ``temperature``, ``top_p`` and
+``response_format`` (type ``agent``); ``name`` is the assistant's name. What Loom's config has
+no place for (``description``, ``metadata``, ``tool_resources``) is kept in ``openai_assistant``
+by assistant id. An assistant made in the native API or the UI is listed here too, and the
+other way round.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from loom.errors import InvalidInput
 from loom.storage.assistants import Assistant
 
 from . import ids
-from .convert import loom_tools, openai_tools
+from .convert import loom_tools, openai_tools, sampling
 from .deps import ClientUser, Core, CoreDep, OwnAssistant, VisibleAssistant
 from .knowledge import check_resources, resources_wire
 from .store import AssistantExtras
@@ -56,6 +57,11 @@ def model_of(core: Core, assistant: Assistant) -> str:
     return value if isinstance(value, str) else core.settings.default_model
 
 
+def sampling_of(core: Core, assistant: Assistant) -> dict[str, Any]:
+    found = resolved(core, assistant.config)
+    return dict(found.config.model_settings) if found is not None else {}
+
+
 def tools_of(core: Core, assistant: Assistant) -> tuple[list[Any], list[Any]]:
     found = resolved(core, assistant.config)
     return openai_tools(found.config) if found is not None else ([], [])
@@ -66,6 +72,7 @@ def assistant_object(
 ) -> AssistantObject:
     extras = extras or AssistantExtras(assistant_id=assistant.assistant_id)
     tools, extension = tools_of(core, assistant)
+    sampling = sampling_of(core, assistant)
     unnamed = extras.unnamed and assistant.name == UNNAMED
     return AssistantObject.model_validate(
         {
@@ -79,9 +86,9 @@ def assistant_object(
             "tools": tools,
             "tool_resources": resources_wire(extras.tool_resources),
             "metadata": extras.metadata,
-            "temperature": extras.temperature,
-            "top_p": extras.top_p,
-            "response_format": extras.response_format or "auto",
+            "temperature": sampling.get("temperature"),
+            "top_p": sampling.get("top_p"),
+            "response_format": sampling.get("response_format", "auto"),
             "loom_tools": extension,
         }
     )
@@ -102,6 +109,7 @@ async def create_assistant(body: AssistantCreate, user: ClientUser, core: CoreDe
             "model": body.model,
             "system_message": body.instructions or "",
             "tools": loom_tools(body.tools, body.loom_tools),
+            **sampling(body, body.model_fields_set),
         }
     }
     _validate(core, config)
@@ -114,9 +122,6 @@ async def create_assistant(body: AssistantCreate, user: ClientUser, core: CoreDe
         unnamed=body.name is None,
         description=body.description,
         metadata=body.metadata or {},
-        temperature=body.temperature,
-        top_p=body.top_p,
-        response_format=body.response_format,
         tool_resources=resources,
     )
     await core.store.save_assistant_extras(extras)
@@ -175,6 +180,7 @@ async def modify_assistant(
             body.tools if "tools" in given else tools,
             body.loom_tools if "loom_tools" in given else extension,
         )
+    changes.update(sampling(body, given))
     config = dict(with_overrides(assistant.config, changes))
     _validate(core, config)
     name = assistant.name
@@ -183,10 +189,10 @@ async def modify_assistant(
         extras.unnamed = body.name is None
     if "tool_resources" in given:
         extras.tool_resources = await check_resources(core, user.user_id, body.tool_resources)
-    for field in ("description", "metadata", "temperature", "top_p", "response_format"):
-        if field in given:
-            value = getattr(body, field)
-            setattr(extras, field, value if value is not None or field != "metadata" else {})
+    if "description" in given:
+        extras.description = body.description
+    if "metadata" in given:
+        extras.metadata = body.metadata or {}
     updated = await core.assistants.update(
         user.user_id, assistant.assistant_id, name, config, assistant.public
     )

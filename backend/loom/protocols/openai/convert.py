@@ -101,6 +101,17 @@ def openai_tools(config: AssistantConfig) -> tuple[list[Any], list[Any]]:
     return tools, extension
 
 
+def sampling(options: Any, given: Iterable[str]) -> dict[str, Any]:
+    """Loom config keys for the ``temperature``, ``top_p`` and ``response_format`` a request
+    gave (``None`` or ``"auto"``: the model's default)."""
+    out: dict[str, Any] = {}
+    for key in ("temperature", "top_p", "response_format"):
+        if key in given:
+            value = getattr(options, key)
+            out[key] = None if value == "auto" else value
+    return out
+
+
 # -- messages ---------------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ from .conversation import (
     pending_calls,
     snapshot,
 )
-from .convert import is_visible, loom_tools, openai_tools
+from .convert import is_visible, loom_tools, openai_tools, sampling
 from .deps import Core
 from .knowledge import run_namespaces
 from .objects import (
@@ -61,6 +61,7 @@ class Plan:
     model: str
     instructions: str
     tools: list[Any]
+    sampling: dict[str, Any]
 
 
 def plan(core: Core, assistant: Assistant, options: RunOptions, additional: str | None) -> Plan:
@@ -85,11 +86,19 @@ def plan(core: Core, assistant: Assistant, options: RunOptions, additional: str 
             options.tools if options.tools is not None else tools,
             options.loom_tools if options.loom_tools is not None else extension,
         )
+    given = {k for k in options.model_fields_set if getattr(options, k) is not None}
+    overrides.update(sampling(options, given))
     try:
         merged = core.factory.resolve(with_overrides(assistant.config, overrides))
     except ConfigError as exc:
         raise InvalidInput(f"Invalid run: {exc}") from exc
-    return Plan(overrides, merged.model.id, instructions, openai_tools(merged.config)[0])
+    return Plan(
+        overrides,
+        merged.model.id,
+        instructions,
+        openai_tools(merged.config)[0],
+        dict(merged.config.model_settings),
+    )
 
 
 async def bind(core: Core, user: User, thread: Thread, assistant: Assistant) -> Thread:
@@ -155,17 +164,13 @@ async def start(
             instructions=chosen.instructions,
             tools=chosen.tools,
             metadata=options.metadata or {},
-            temperature=_first(options.temperature, extras and extras.temperature),
-            top_p=_first(options.top_p, extras and extras.top_p),
-            response_format=_first(options.response_format, extras and extras.response_format),
+            temperature=chosen.sampling.get("temperature"),
+            top_p=chosen.sampling.get("top_p"),
+            response_format=chosen.sampling.get("response_format"),
             created_at=run.created_at,
         )
     )
     return record, thread, run
-
-
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
 
 
 async def snapshot_of(core: Core, record: RunRecord, thread: Thread) -> Snapshot:

@@ -27,9 +27,6 @@ class AssistantExtras(BaseModel):
     unnamed: bool = False
     description: str | None = None
     metadata: dict[str, Any] = {}
-    temperature: float | None = None
-    top_p: float | None = None
-    response_format: Any = None
     tool_resources: dict[str, Any] = {}
 
 
@@ -124,22 +121,17 @@ class OpenAIStore:
     async def save_assistant_extras(self, extras: AssistantExtras) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO openai_assistant (assistant_id, unnamed, description, metadata,"
-                " temperature, top_p, response_format, tool_resources)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                "INSERT INTO openai_assistant"
+                " (assistant_id, unnamed, description, metadata, tool_resources)"
+                " VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (assistant_id) DO UPDATE SET unnamed = EXCLUDED.unnamed,"
                 " description = EXCLUDED.description, metadata = EXCLUDED.metadata,"
-                " temperature = EXCLUDED.temperature, top_p = EXCLUDED.top_p,"
-                " response_format = EXCLUDED.response_format,"
                 " tool_resources = EXCLUDED.tool_resources",
                 (
                     extras.assistant_id,
                     extras.unnamed,
                     extras.description,
                     Jsonb(extras.metadata),
-                    extras.temperature,
-                    extras.top_p,
-                    _jsonb(extras.response_format),
                     Jsonb(extras.tool_resources),
                 ),
             )
