@@ -143,3 +143,31 @@ def test_unsupported_files_and_tools(client: openai.OpenAI) -> None:
             model="gpt-4o-mini",
             tool_resources={"file_search": {"vector_store_ids": ["vs_" + "0" * 32]}},
         )
+
+
+def test_vector_store_files_and_batches(client: openai.OpenAI) -> None:
+    store = client.vector_stores.create(name="empty", metadata={"team": "a"})
+    assert store.file_counts.total == 0 and store.metadata == {"team": "a"}
+    renamed = client.vector_stores.update(store.id, name="docs")
+    assert (renamed.name, renamed.metadata) == ("docs", {"team": "a"})
+    assert store.id in [s.id for s in client.vector_stores.list().data]
+
+    one = _upload(client, "one.md", b"# One\n\nThe first document.\n")
+    added = client.vector_stores.files.create_and_poll(file_id=one, vector_store_id=store.id)
+    assert (added.id, added.status, added.vector_store_id) == (one, "completed", store.id)
+    got = client.vector_stores.files.retrieve(one, vector_store_id=store.id)
+    assert got.usage_bytes == len(b"# One\n\nThe first document.\n")
+
+    # The SDK's batch helper: uploads the files, makes a batch, polls it.
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        vector_store_id=store.id,
+        files=[("two.txt", b"The second document."), ("three.txt", b"The third one.")],
+    )
+    assert batch.status == "completed"
+    assert (batch.file_counts.completed, batch.file_counts.total) == (2, 2)
+    in_batch = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
+    assert len(in_batch.data) == 2
+    assert client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id) == batch
+    assert client.vector_stores.retrieve(store.id).file_counts.completed == 3
+    names = {client.files.retrieve(f.id).filename for f in in_batch.data}
+    assert names == {"two.txt", "three.txt"}

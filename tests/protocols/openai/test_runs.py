@@ -261,3 +261,14 @@ def test_sampling_settings(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
     assert request["temperature"] == 1.5 and "response_format" not in request
     updated = client.beta.assistants.update(assistant.id, temperature=None)
     assert updated.temperature is None and updated.top_p == 0.5
+
+
+def test_modify_run_metadata(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
+    fake_llm.reply(text="Hello.")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, metadata={"a": "1"}
+    )
+    updated = client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"b": "2"})
+    assert updated.metadata == {"b": "2"} and updated.status == "completed"

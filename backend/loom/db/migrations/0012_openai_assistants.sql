@@ -94,3 +94,12 @@ CREATE TABLE openai_vector_store_file (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (vector_store_id, file_id)
 );
+
+-- A batch of files added to a vector store at once (its files are ingested when it is made).
+CREATE TABLE openai_file_batch (
+    batch_id        uuid PRIMARY KEY,
+    vector_store_id uuid NOT NULL
+        REFERENCES openai_vector_store (vector_store_id) ON DELETE CASCADE,
+    file_ids        uuid[] NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);

@@ -21,6 +21,7 @@ from . import ids
 from .deps import ClientUser, CoreDep, OwnFile, OwnStore
 from .knowledge import (
     add_file,
+    batch_object,
     create_store,
     file_object,
     forget_file,
@@ -29,7 +30,9 @@ from .knowledge import (
     store_file_object,
     store_object,
 )
+from .store import FileBatchRecord, VectorStoreFileRecord, VectorStoreRecord
 from .wire import (
+    FileBatchCreate,
     Order,
     VectorStoreCreate,
     VectorStoreFileCreate,
@@ -234,3 +237,69 @@ async def delete_vector_store_file(file_id: str, store: OwnStore, core: CoreDep)
         id=ids.wire("file", wanted), object="vector_store.file.deleted", deleted=True
     )
     return respond(deleted)
+
+
+# -- file batches -----------------------------------------------------------------------------
+
+
+async def _batch(core: CoreDep, store: VectorStoreRecord, raw: str) -> FileBatchRecord:
+    found = await core.store.batch(store.vector_store_id, ids.parse("file_batch", raw))
+    if found is None:
+        raise ids.not_found("file_batch", raw)
+    return found
+
+
+@stores_router.post("/{vector_store_id}/file_batches")
+async def create_file_batch(
+    body: FileBatchCreate, store: OwnStore, user: ClientUser, core: CoreDep
+) -> JSONResponse:
+    raw_ids = list(body.file_ids) + [str(f.get("file_id")) for f in body.files or []]
+    if not raw_ids:
+        raise InvalidInput("file_ids (or files) must name at least one file")
+    files = await own_files(core, user.user_id, dict.fromkeys(raw_ids))
+    for file in files:
+        await add_file(core, user.user_id, store, file)
+    batch = await core.store.create_batch(store.vector_store_id, [f.file_id for f in files])
+    return respond(batch_object(batch, await core.store.store_files([store.vector_store_id])))
+
+
+@stores_router.get("/{vector_store_id}/file_batches/{batch_id}")
+async def get_file_batch(batch_id: str, store: OwnStore, core: CoreDep) -> JSONResponse:
+    batch = await _batch(core, store, batch_id)
+    return respond(batch_object(batch, await core.store.store_files([store.vector_store_id])))
+
+
+@stores_router.post("/{vector_store_id}/file_batches/{batch_id}/cancel")
+async def cancel_file_batch(batch_id: str, store: OwnStore, core: CoreDep) -> JSONResponse:
+    # Files are ingested when the batch is made: there is never anything left to cancel.
+    batch = await _batch(core, store, batch_id)
+    return respond(batch_object(batch, await core.store.store_files([store.vector_store_id])))
+
+
+@stores_router.get("/{vector_store_id}/file_batches/{batch_id}/files")
+async def list_file_batch_files(
+    batch_id: str,
+    store: OwnStore,
+    core: CoreDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Order = "desc",
+    after: str | None = None,
+    before: str | None = None,
+    filter: Literal["in_progress", "completed", "failed", "cancelled"] | None = None,
+) -> JSONResponse:
+    batch = await _batch(core, store, batch_id)
+    wanted = set(batch.file_ids)
+    records: list[VectorStoreFileRecord] = [
+        f
+        for f in await core.store.store_files([store.vector_store_id])
+        if f.file_id in wanted and filter in (None, f.status)
+    ]
+    chosen, more = paginate(
+        records,
+        lambda f: ids.wire("file", f.file_id),
+        order=order,
+        limit=limit,
+        after=after and ids.wire("file", ids.parse("file", after)),
+        before=before and ids.wire("file", ids.parse("file", before)),
+    )
+    return respond(page([store_file_object(f) for f in chosen], more))

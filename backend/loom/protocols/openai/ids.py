@@ -1,9 +1,10 @@
 """Wire ids of the Assistants API and the Loom ids they stand for.
 
 Every object keeps its Loom id; on the wire it gets OpenAI's prefix: ``asst_``, ``thread_``,
-``run_``, ``file-``, ``vs_`` followed by the UUID's 32 hex digits. Clients may also send the
-plain UUID (as the native API writes it). A message's wire id is ``msg_`` + its LangChain id
-(``msg_~`` + base64url when that id has characters unfit for a URL path); a run step's is
+``run_``, ``file-``, ``vs_``, ``vsfb_`` followed by the UUID's 32 hex digits. Clients may also
+send the plain UUID (as the native API writes it). A message's wire id is ``msg_`` + its
+LangChain id (``msg_~`` + base64url when that id has characters unfit for a URL path); a run
+step's is
 ``step_m_`` (the message it created) or ``step_t_`` (the tool calls of an AI message) + the
 same tail. Every mapping is reversible; an id that parses as nothing is "not found".
 """
@@ -18,13 +19,14 @@ from typing import Literal
 
 from loom.errors import NotFound
 
-Kind = Literal["assistant", "thread", "run", "file", "vector_store"]
+Kind = Literal["assistant", "thread", "run", "file", "vector_store", "file_batch"]
 PREFIX: dict[Kind, str] = {
     "assistant": "asst_",
     "thread": "thread_",
     "run": "run_",
     "file": "file-",
     "vector_store": "vs_",
+    "file_batch": "vsfb_",
 }
 _SAFE = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 StepKind = Literal["message_creation", "tool_calls"]

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from openai.types import FileObject, VectorStore
-from openai.types.vector_stores import VectorStoreFile
+from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch
 
 from loom.errors import InvalidInput, LoomError
 from loom.retrieval.ingest import Target
@@ -29,7 +29,13 @@ from loom.storage.namespaces import Owner, namespace
 
 from . import ids
 from .deps import Core
-from .store import FileRecord, FileStatus, VectorStoreFileRecord, VectorStoreRecord
+from .store import (
+    FileBatchRecord,
+    FileRecord,
+    FileStatus,
+    VectorStoreFileRecord,
+    VectorStoreRecord,
+)
 from .wire import ToolResources
 
 _FAILURE_CODES = {"unsupported_media_type": "unsupported_file", "invalid_input": "invalid_file"}
@@ -198,10 +204,33 @@ def store_file_object(record: VectorStoreFileRecord) -> VectorStoreFile:
     )
 
 
+def file_counts(files: Iterable[VectorStoreFileRecord]) -> dict[str, int]:
+    statuses = [f.status for f in files]
+    counts = {s: statuses.count(s) for s in ("in_progress", "completed", "failed", "cancelled")}
+    return {**counts, "total": len(statuses)}
+
+
+def batch_object(
+    record: FileBatchRecord, files: Iterable[VectorStoreFileRecord]
+) -> VectorStoreFileBatch:
+    wanted = set(record.file_ids)
+    counts = file_counts(f for f in files if f.file_id in wanted)
+    counts["cancelled"] += len(wanted) - counts["total"]  # removed from the store since
+    counts["total"] = len(wanted)
+    return VectorStoreFileBatch.model_validate(
+        {
+            "id": ids.wire("file_batch", record.batch_id),
+            "object": "vector_store.files_batch",
+            "created_at": _epoch(record.created_at),
+            "vector_store_id": ids.wire("vector_store", record.vector_store_id),
+            "status": "in_progress" if counts["in_progress"] else "completed",
+            "file_counts": counts,
+        }
+    )
+
+
 def store_object(record: VectorStoreRecord, files: list[VectorStoreFileRecord]) -> VectorStore:
-    counts = {s: sum(f.status == s for f in files) for s in ("in_progress", "completed")}
-    failed = sum(f.status == "failed" for f in files)
-    cancelled = sum(f.status == "cancelled" for f in files)
+    counts = file_counts(files)
     return VectorStore.model_validate(
         {
             "id": ids.wire("vector_store", record.vector_store_id),
@@ -212,13 +241,7 @@ def store_object(record: VectorStoreRecord, files: list[VectorStoreFileRecord]) 
             "metadata": record.metadata,
             "status": "in_progress" if counts["in_progress"] else "completed",
             "usage_bytes": sum(f.usage_bytes for f in files),
-            "file_counts": {
-                "in_progress": counts["in_progress"],
-                "completed": counts["completed"],
-                "failed": failed,
-                "cancelled": cancelled,
-                "total": len(files),
-            },
+            "file_counts": counts,
             "expires_after": record.expires_after,
             "expires_at": None,
         }

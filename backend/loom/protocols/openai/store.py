@@ -94,6 +94,13 @@ class VectorStoreFileRecord(BaseModel):
     created_at: datetime
 
 
+class FileBatchRecord(BaseModel):
+    batch_id: uuid.UUID
+    vector_store_id: uuid.UUID
+    file_ids: list[uuid.UUID]
+    created_at: datetime
+
+
 _RUN = (
     "run_id, thread_id, user_id, assistant_id, parts, model, instructions, tools, metadata,"
     " temperature, top_p, response_format, usage, settled_part, cancelled_at, created_at"
@@ -519,3 +526,26 @@ class OpenAIStore:
                 (store_id, file_id),
             )
             return cur.rowcount > 0
+
+    async def create_batch(
+        self, store_id: uuid.UUID, file_ids: Sequence[uuid.UUID]
+    ) -> FileBatchRecord:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO openai_file_batch (batch_id, vector_store_id, file_ids)"
+                " VALUES (%s, %s, %s) RETURNING batch_id, vector_store_id, file_ids, created_at",
+                (uuid.uuid4(), store_id, list(file_ids)),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return FileBatchRecord.model_validate(row)
+
+    async def batch(self, store_id: uuid.UUID, batch_id: uuid.UUID) -> FileBatchRecord | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT batch_id, vector_store_id, file_ids, created_at FROM openai_file_batch"
+                " WHERE batch_id = %s AND vector_store_id = %s",
+                (batch_id, store_id),
+            )
+            row = await cur.fetchone()
+        return FileBatchRecord.model_validate(row) if row else None

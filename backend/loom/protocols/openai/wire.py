@@ -181,7 +181,8 @@ class VectorStoreFileCreate(Body):
 
 
 class FileBatchCreate(Body):
-    file_ids: list[str] = Field(max_length=500)
+    file_ids: list[str] = Field(default_factory=list, max_length=500)
+    files: list[dict[str, Any]] | None = Field(default=None, max_length=500)
 
 
 Order = Literal["asc", "desc"]
