@@ -41,27 +41,6 @@ def resolved(core: Core, config: dict[str, Any]) -> ResolvedAssistant | None:
         return None
 
 
-def instructions_of(core: Core, assistant: Assistant) -> str:
-    found = resolved(core, assistant.config)
-    if found is not None:
-        return found.config.system_message
-    value = configurable_of(assistant.config).get("system_message")
-    return value if isinstance(value, str) else ""
-
-
-def model_of(core: Core, assistant: Assistant) -> str:
-    found = resolved(core, assistant.config)
-    if found is not None:
-        return found.model.id
-    value = configurable_of(assistant.config).get("model")
-    return value if isinstance(value, str) else core.settings.default_model
-
-
-def sampling_of(core: Core, assistant: Assistant) -> dict[str, Any]:
-    found = resolved(core, assistant.config)
-    return dict(found.config.model_settings) if found is not None else {}
-
-
 def tools_of(core: Core, assistant: Assistant) -> tuple[list[Any], list[Any]]:
     found = resolved(core, assistant.config)
     return openai_tools(found.config) if found is not None else ([], [])
@@ -71,8 +50,17 @@ def assistant_object(
     core: Core, assistant: Assistant, extras: AssistantExtras | None
 ) -> AssistantObject:
     extras = extras or AssistantExtras(assistant_id=assistant.assistant_id)
-    tools, extension = tools_of(core, assistant)
-    sampling = sampling_of(core, assistant)
+    found = resolved(core, assistant.config)
+    conf = configurable_of(assistant.config)
+    if found is not None:
+        model = found.model.id
+        instructions = found.config.system_message
+        tools, extension = openai_tools(found.config)
+        sampling = dict(found.config.model_settings)
+    else:  # a native config that no longer resolves (a tool or model removed since)
+        model = str(conf.get("model") or core.settings.default_model)
+        instructions = str(conf.get("system_message") or "")
+        tools, extension, sampling = [], [], {}
     unnamed = extras.unnamed and assistant.name == UNNAMED
     return AssistantObject.model_validate(
         {
@@ -81,8 +69,8 @@ def assistant_object(
             "created_at": epoch(assistant.created_at),
             "name": None if unnamed or not assistant.name else assistant.name,
             "description": extras.description,
-            "model": model_of(core, assistant),
-            "instructions": instructions_of(core, assistant) or None,
+            "model": model,
+            "instructions": instructions or None,
             "tools": tools,
             "tool_resources": resources_wire(extras.tool_resources),
             "metadata": extras.metadata,

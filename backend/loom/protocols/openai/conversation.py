@@ -17,7 +17,7 @@ from loom.errors import InvalidInput
 from loom.storage.threads import Thread
 
 from . import ids
-from .convert import human_content, is_visible, message_object, passages_before
+from .convert import human_content, is_visible, message_object, passages_before, text_of
 from .deps import Core
 from .knowledge import ingest_file, own_files
 from .wire import MessageCreate, epoch
@@ -110,7 +110,7 @@ async def add_messages(
 def thread_name(bodies: Sequence[MessageCreate] | None) -> str:
     for body in bodies or []:
         if body.role == "user":
-            text = " ".join(str(human_content(body.content)).split())
+            text = " ".join(text_of(human_content(body.content)).split())
             if text:
                 return text[:60]
     return "New thread"

@@ -40,7 +40,6 @@ _MAPPING: dict[str, tuple[int, str, str | None]] = {
     "conflict": (409, "invalid_request_error", "conflict"),
     "too_large": (413, "invalid_request_error", "file_too_large"),
     "unsupported_media_type": (415, "invalid_request_error", "unsupported_file"),
-    "rate_limited": (429, "requests", "rate_limit_exceeded"),
     "cancelled": (400, "invalid_request_error", "run_cancelled"),
     "upstream_error": (502, "server_error", None),
     "upstream_timeout": (504, "server_error", "timeout"),
@@ -74,11 +73,6 @@ class ErrorResponse(BaseModel):
 
 def status_of(code: str) -> int:
     return _MAPPING.get(code, _MAPPING["internal"])[0]
-
-
-def run_error_code(code: str) -> str:
-    """A Loom error code as a run's ``last_error.code`` (the three values OpenAI defined)."""
-    return "rate_limit_exceeded" if code == "rate_limited" else "server_error"
 
 
 def error_response(

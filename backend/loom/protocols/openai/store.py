@@ -171,17 +171,21 @@ class OpenAIStore:
         if not message_ids:
             return {}
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO openai_message (thread_id, message_id)"
-                " SELECT %s, m FROM unnest(%s::text[]) AS m ON CONFLICT DO NOTHING",
-                (thread_id, list(message_ids)),
-            )
             cur = await conn.execute(
                 f"SELECT {_MESSAGE} FROM openai_message"
                 " WHERE thread_id = %s AND message_id = ANY(%s)",
                 (thread_id, list(message_ids)),
             )
             rows = await cur.fetchall()
+            missing = sorted(set(message_ids) - {r["message_id"] for r in rows})
+            if missing:
+                cur = await conn.execute(
+                    "INSERT INTO openai_message (thread_id, message_id)"
+                    " SELECT %s, m FROM unnest(%s::text[]) AS m ON CONFLICT DO NOTHING"
+                    f" RETURNING {_MESSAGE}",
+                    (thread_id, missing),
+                )
+                rows.extend(await cur.fetchall())
         return {r["message_id"]: MessageRecord.model_validate(r) for r in rows}
 
     async def save_message(

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from openai.types.beta.threads import Message, MessageDeltaEvent
-from openai.types.beta.threads.runs import RunStep
 from pydantic import BaseModel
 
 from loom.runs.events import Envelope, MessageDelta, MessageRemove, MessageUpsert
@@ -202,7 +201,3 @@ class EventWriter:
             step = tool_step(message, tool_outputs(self._seen), self._ids, status, created, _now())
             out.append(event(f"thread.run.step.{status}", step, seq))
         return out
-
-
-def step_event(name: str, step: RunStep) -> bytes:
-    return event(name, step)

@@ -71,11 +71,6 @@ class AssistantUpdate(AssistantCreate):
     model: str | None = Field(default=None, min_length=1, max_length=256)  # type: ignore[assignment]
 
 
-class ContentText(Body):
-    type: Literal["text"]
-    text: str
-
-
 class Attachment(Body):
     file_id: str
     tools: list[dict[str, Any]] | None = None
