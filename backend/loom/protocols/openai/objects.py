@@ -84,7 +84,7 @@ def run_object(
             "started_at": epoch(started.started_at) if started is not None else None,
             "expires_at": None,
             "cancelled_at": (
-                epoch(record.cancelled_at) or ended if status == "cancelled" else None
+                (epoch(record.cancelled_at) or ended) if status == "cancelled" else None
             ),
             "failed_at": ended if status == "failed" else None,
             "completed_at": ended if status == "completed" else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
@@ -69,10 +69,11 @@ async def stream(
     thread: Thread,
     part: Run,
     prelude: Sequence[bytes],
+    earlier: Sequence[dict[str, Any]] = (),
 ) -> Response:
     async def body() -> AsyncIterator[bytes]:
         yield b"".join(prelude)
-        writer = EventWriter(_step_ids(record))
+        writer = EventWriter(_step_ids(record), earlier)
         heartbeat = core.settings.stream_heartbeat_seconds
         async for batch in core.runs.follow(part.run_id, 0, heartbeat):
             if not batch:
@@ -213,7 +214,8 @@ async def submit_tool_outputs(
         step = tool_step(answered, outputs, _step_ids(record), "completed", now, now)
         opening.append(event("thread.run.step.completed", step))
     opening += await _opening(core, record, thread, new=False)
-    return await stream(core, record, thread, part, opening)
+    last_user = max((i for i, m in enumerate(messages) if m.get("type") == "human"), default=-1)
+    return await stream(core, record, thread, part, opening, messages[last_user + 1 :])
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps")

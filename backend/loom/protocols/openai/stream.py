@@ -20,7 +20,7 @@ never a message. Every frame carries the Loom event's sequence number in ``id:``
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openai.types.beta.threads import Message, MessageDeltaEvent
@@ -56,12 +56,14 @@ class _Open:
 class EventWriter:
     """Translates one Loom run's events; :meth:`finish` closes what is still open."""
 
-    def __init__(self, step_ids: StepIds) -> None:
+    def __init__(self, step_ids: StepIds, earlier: Sequence[dict[str, Any]] = ()) -> None:
         self._ids = step_ids
         self._streaming: dict[str, dict[str, Any]] = {}  # started, not yet announced
         self._open: dict[str, _Open] = {}
         self._tool_step: tuple[dict[str, Any], int] | None = None  # (AI message, created)
-        self._seen: list[dict[str, Any]] = []  # complete messages of this run, in order
+        # Complete messages since the user's last one (earlier parts of the run, then this
+        # one's), in order: the searches an answer may cite.
+        self._seen: list[dict[str, Any]] = list(earlier)
 
     # -- building blocks ----------------------------------------------------------------------
 
