@@ -7,9 +7,11 @@ text they rebuild is compared with exactly what the fake model sent.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import AssistantEventHandler
@@ -272,3 +274,29 @@ def test_modify_run_metadata(client: openai.OpenAI, fake_llm: FakeOpenAI) -> Non
     )
     updated = client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"b": "2"})
     assert updated.metadata == {"b": "2"} and updated.status == "completed"
+
+
+def test_raw_stream_framing(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+    """On the wire: every event has an ``event:`` line and a JSON object, the stream ends with
+    ``event: done`` / ``data: [DONE]``, and events carry Loom's sequence ids."""
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Raw?"}])
+    fake_llm.reply(text="Raw answer.")
+    r = httpx.post(
+        f"{client.base_url}threads/{thread.id}/runs",
+        headers={"Authorization": f"Bearer {client.api_key}"},
+        json={"assistant_id": assistant.id, "stream": True},
+        timeout=30,
+    )
+    assert r.headers["content-type"].startswith("text/event-stream")
+    frames = [f for f in r.text.split("\n\n") if f.strip() and not f.startswith(":")]
+    parsed = []
+    for raw in frames:
+        fields = dict(line.split(": ", 1) for line in raw.splitlines())
+        parsed.append(fields)
+    assert parsed[-1] == {"event": "done", "data": "[DONE]"}
+    for fields in parsed[:-1]:
+        assert fields["event"].startswith("thread.")
+        assert json.loads(fields["data"])["id"]
+    ids = [int(f["id"]) for f in parsed if "id" in f]
+    assert ids == sorted(ids) and ids
