@@ -23,10 +23,11 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from loom.api import assistants, ingest, runs, threads
+from loom.api import api_keys, assistants, ingest, runs, threads
 from loom.api.deps import AppState, CurrentUser, PoolDep
 from loom.api.errors import install_error_handlers
 from loom.auth import make_authenticator
+from loom.protocols import openai as openai_protocol
 from loom.runs.service import RunService
 from loom.runs.state import ThreadStateService
 from loom.runs.worker import Worker
@@ -48,6 +49,8 @@ def _mount_frontend(app: FastAPI, dist: Path) -> None:
         "me",
         "docs",
         "openapi",
+        "api-keys",
+        "v1",
     )
     if (dist / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
@@ -101,7 +104,7 @@ async def open_app_state(
     return AppState(
         runtime=runtime,
         http=http,
-        auth=make_authenticator(settings, http),
+        auth=make_authenticator(settings, http, runtime.api_keys),
         runs=run_service,
         state=state_service,
         worker=worker,
@@ -162,7 +165,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     # Request bodies are limited per router (FastAPI's max_body_size), inside the middleware
     # that keeps the 413's body in Loom's error shape.
-    for router in (assistants.router, threads.router, runs.router):
+    for router in (assistants.router, threads.router, runs.router, api_keys.router):
         app.include_router(router, max_body_size=settings.max_body_bytes)
     # Uploads have their own, larger limit (LOOM_INGEST_MAX_REQUEST_BYTES).
     app.include_router(ingest.router, max_body_size=settings.ingest_max_request_bytes)
@@ -185,5 +188,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     async def auth_mode() -> dict[str, str]:
         return {"mode": settings.auth}
 
+    openai_protocol.install(app, settings)
     _mount_frontend(app, settings.frontend_dist)
     return app

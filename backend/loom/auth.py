@@ -1,10 +1,16 @@
-"""Who is calling: the ``opengpts_user_id`` cookie (development), a JWT, or an OIDC token.
+"""Who is calling: an API key, the ``opengpts_user_id`` cookie (development), a JWT, or an
+OIDC token.
 
 Every mode turns a request into a :class:`User`; missing or bad credentials raise
-:class:`~loom.errors.Unauthorized` (401). The token's own ``alg`` header never chooses the
-verification method: only algorithms on the configured allow-list are accepted, and each
-family is verified with its own kind of key (an HMAC secret never verifies an RS256 token and
-a public key is never used as an HMAC secret).
+:class:`~loom.errors.Unauthorized` (401). In every mode, ``Authorization: Bearer loom_sk_...``
+is first checked against the personal API keys (:mod:`loom.storage.api_keys`) and, when it is
+one, authenticates as the key's user before any JWT/OIDC parsing. Clients of foreign
+protocols (``/v1``) authenticate with :meth:`Authenticator.authenticate_client`: an API key,
+or in the JWT/OIDC modes a token; never the development cookie.
+
+A token's own ``alg`` header never chooses the verification method: only algorithms on the
+configured allow-list are accepted, and each family is verified with its own kind of key (an
+HMAC secret never verifies an RS256 token and a public key is never used as an HMAC secret).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +29,7 @@ from fastapi import Request
 
 from loom.errors import Unauthorized
 from loom.settings import Settings
+from loom.storage.api_keys import API_KEY_PREFIX, ApiKey
 
 log = logging.getLogger("loom.auth")
 
@@ -32,12 +40,22 @@ MAX_USER_ID_LENGTH = 256
 @dataclass(frozen=True)
 class User:
     user_id: str
+    # Set when the caller authenticated with an API key (which may not manage keys).
+    api_key_id: uuid.UUID | None = None
 
 
 class Authenticator(Protocol):
     mode: str
 
     async def authenticate(self, request: Request) -> User: ...
+
+    async def authenticate_client(self, request: Request) -> User:
+        """An API client (foreign protocols): an API key, or a token in JWT/OIDC modes."""
+        ...
+
+
+class KeyLookup(Protocol):
+    async def lookup(self, secret: str) -> ApiKey | None: ...
 
 
 def _storable_user_id(value: str) -> str:
@@ -210,10 +228,59 @@ class OidcAuth:
         return User(user_id=_checked_user_id(claims.get("sub")))
 
 
-def make_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:
-    builders: dict[str, Callable[[], Authenticator]] = {
+class ModeAuth(Protocol):
+    mode: str
+
+    async def authenticate(self, request: Request) -> User: ...
+
+
+def _api_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token.startswith(API_KEY_PREFIX):
+        return token
+    return None
+
+
+class WithApiKeys:
+    """API keys first, then the configured mode."""
+
+    def __init__(self, inner: ModeAuth, keys: KeyLookup) -> None:
+        self.mode = inner.mode
+        self._inner = inner
+        self._keys = keys
+
+    async def _by_key(self, secret: str) -> User:
+        key = await self._keys.lookup(secret)
+        if key is None:
+            raise Unauthorized("Invalid API key")
+        return User(user_id=key.user_id, api_key_id=key.key_id)
+
+    async def authenticate(self, request: Request) -> User:
+        secret = _api_key(request)
+        if secret is not None:
+            return await self._by_key(secret)
+        return await self._inner.authenticate(request)
+
+    async def authenticate_client(self, request: Request) -> User:
+        secret = _api_key(request)
+        if secret is not None:
+            return await self._by_key(secret)
+        if self.mode == "cookie":
+            raise Unauthorized(
+                f"Missing API key (Authorization: Bearer {API_KEY_PREFIX}...); "
+                "create one with POST /api-keys"
+            )
+        return await self._inner.authenticate(request)
+
+
+def make_authenticator(
+    settings: Settings, http: httpx.AsyncClient, keys: KeyLookup
+) -> Authenticator:
+    builders: dict[str, Callable[[], ModeAuth]] = {
         "cookie": CookieAuth,
         "jwt": lambda: JwtAuth(settings),
         "oidc": lambda: OidcAuth(settings, http),
     }
-    return builders[settings.auth]()
+    return WithApiKeys(builders[settings.auth](), keys)

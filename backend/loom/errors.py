@@ -36,6 +36,13 @@ class Unauthorized(LoomError):
     default_message = "Not authenticated"
 
 
+class Forbidden(LoomError):
+    """Authenticated, but these credentials may not do this (e.g. an API key managing keys)."""
+
+    code = "forbidden"
+    default_message = "Not allowed with these credentials"
+
+
 class NotFound(LoomError):
     code = "not_found"
     default_message = "Not found"

@@ -36,6 +36,7 @@ from loom.runs.redis_broker import RedisBroker
 from loom.runs.wakeup import PgWakeup, RedisWakeup, Wakeup
 from loom.runs.worker import Worker, WorkerOptions
 from loom.settings import Settings
+from loom.storage.api_keys import ApiKeyRepo
 from loom.storage.assistants import AssistantRepo
 from loom.storage.runs import RunRepo
 from loom.storage.threads import ThreadRepo
@@ -52,6 +53,7 @@ class Runtime:
     assistants: AssistantRepo
     threads: ThreadRepo
     runs: RunRepo
+    api_keys: ApiKeyRepo
     factory: AgentFactory
     ingest: IngestService
     queue: RunQueue
@@ -143,6 +145,7 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
         assistants=AssistantRepo(pool),
         threads=ThreadRepo(pool),
         runs=RunRepo(pool),
+        api_keys=ApiKeyRepo(pool),
         factory=factory,
         ingest=ingest,
         queue=queue,

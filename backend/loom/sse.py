@@ -27,10 +27,13 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def frame(event: str | None, data: Any = None, *, id: int | str | None = None) -> bytes:
-    """One SSE event; ``data`` is JSON-encoded, ``None`` sends no data line."""
+def frame(
+    event: str | None, data: Any = None, *, id: int | str | None = None, raw: str | None = None
+) -> bytes:
+    """One SSE event; ``data`` is JSON-encoded, ``None`` sends no data line. ``raw`` is sent
+    as the data line as it is (a sentinel such as OpenAI's ``[DONE]``)."""
     return format_sse_event(
-        data_str=None if data is None else dumps(data),
+        data_str=raw if raw is not None else None if data is None else dumps(data),
         event=event,
         id=None if id is None else str(id),
     )

@@ -11,6 +11,7 @@ The stored config is never rewritten: it stays exactly as the client sent it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -37,6 +38,19 @@ class ToolRef:
 
 
 @dataclass(frozen=True)
+class ClientFunction:
+    """A function the client executes: the model may call it, the run then stops for its
+    output (status ``interrupted``, next ``client_tools``) instead of running anything.
+
+    Declared in ``tools`` as ``{"type": "function", "function": {"name", "description",
+    "parameters"}}`` (the chat-completions function shape)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class AssistantConfig:
     """The meaning of a stored config, after both spellings are folded together."""
 
@@ -47,6 +61,11 @@ class AssistantConfig:
     interrupt_before_action: bool
     retrieval_description: str | None
     recursion_limit: int | None
+    functions: tuple[ClientFunction, ...] = ()
+    # Sampling settings sent to the model when set (every agent type, every provider that
+    # takes them): temperature 0..2, top_p 0..1, response_format as chat completions takes it
+    # ({"type": "text" | "json_object"} or {"type": "json_schema", "json_schema": {...}}).
+    model_settings: tuple[tuple[str, Any], ...] = ()
 
 
 class ToolResolver(Protocol):
@@ -109,12 +128,20 @@ def read_assistant_config(
     if not isinstance(raw_tools, Sequence) or isinstance(raw_tools, str | bytes):
         raise ConfigError("configurable.tools must be a list")
     refs: list[ToolRef] = []
+    functions: list[ClientFunction] = []
     for entry in raw_tools:
+        if isinstance(entry, Mapping) and entry.get("type") == CLIENT_FUNCTION_TYPE:
+            functions.append(read_client_function(entry))
+            continue
         try:
             tool_id, tool_config = tools.normalize(entry)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         refs.append(ToolRef(tool_id, tool_config))
+    names = [r.id for r in refs] + [f.name for f in functions]
+    repeated = sorted({f.name for f in functions if names.count(f.name) > 1})
+    if repeated:
+        raise ConfigError(f"configurable.tools: more than one tool is named {repeated[0]!r}")
 
     interrupt = _get(conf, bot_type, "interrupt_before_action")
     if interrupt is None:
@@ -130,6 +157,31 @@ def read_assistant_config(
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 2):
         raise ConfigError("configurable.recursion_limit must be an integer of at least 2")
 
+    model_settings: list[tuple[str, Any]] = []
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        value = _get(conf, bot_type, name)
+        if value is None:
+            continue
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not low <= value <= high
+        ):
+            raise ConfigError(f"configurable.{name} must be a number from {low:g} to {high:g}")
+        model_settings.append((name, float(value)))
+    response_format = _get(conf, bot_type, "response_format")
+    if response_format is not None and response_format != "auto":
+        if not isinstance(response_format, Mapping) or response_format.get("type") not in (
+            "text",
+            "json_object",
+            "json_schema",
+        ):
+            raise ConfigError(
+                'configurable.response_format must be {"type": "text" | "json_object" | '
+                '"json_schema", ...}'
+            )
+        model_settings.append(("response_format", dict(response_format)))
+
     return AssistantConfig(
         type=bot_type,
         model=model,
@@ -138,4 +190,54 @@ def read_assistant_config(
         interrupt_before_action=interrupt,
         retrieval_description=description,
         recursion_limit=limit,
+        functions=tuple(functions),
+        model_settings=tuple(model_settings),
     )
+
+
+CLIENT_FUNCTION_TYPE = "function"
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_FUNCTION_DESCRIPTION = 1024
+
+
+def read_client_function(entry: Mapping[str, Any]) -> ClientFunction:
+    """``{"type": "function", "function": {"name", "description"?, "parameters"?}}``."""
+    spec = entry.get("function")
+    if not isinstance(spec, Mapping):
+        raise ConfigError('a function tool needs "function": {"name": ..., "parameters": ...}')
+    name = spec.get("name")
+    if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
+        raise ConfigError(
+            "a function's name must be 1 to 64 letters, digits, underscores or dashes"
+        )
+    description = spec.get("description") or ""
+    if not isinstance(description, str) or len(description) > MAX_FUNCTION_DESCRIPTION:
+        raise ConfigError(
+            f"function {name}: description must be a string of at most "
+            f"{MAX_FUNCTION_DESCRIPTION} characters"
+        )
+    parameters = spec.get("parameters")
+    if parameters is None:
+        parameters = {"type": "object", "properties": {}}
+    if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
+        raise ConfigError(f"function {name}: parameters must be a JSON Schema of an object")
+    return ClientFunction(name=name, description=description, parameters=dict(parameters))
+
+
+def with_overrides(
+    config: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> Mapping[str, Any]:
+    """``config`` with plain configurable keys replaced for one run.
+
+    An override ``k`` also hides OpenGPTs' prefixed spelling (``"type==agent/k"``), which
+    would otherwise be read first. The stored config is never changed.
+    """
+    if not overrides:
+        return config
+    conf = {
+        key: value
+        for key, value in configurable_of(config).items()
+        if not (key.startswith("type==") and key.rsplit("/", 1)[-1] in overrides)
+    }
+    conf.update(overrides)
+    return {**config, "configurable": conf}

@@ -8,7 +8,7 @@ to the provider is the entry's ``provider_model`` unless ``LOOM_MODEL_NAMES`` ov
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +175,18 @@ class LoomAzureChatOpenAI(_RawChunks, _PassThroughMessages, AzureChatOpenAI):
     pass
 
 
-def _openai(spec: ModelSpec, settings: Settings, model_name: str) -> BaseChatModel:
+def _sampling(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor arguments for a config's model settings (temperature, top_p,
+    response_format: the last one is passed through to the API as it is)."""
+    out: dict[str, Any] = {k: params[k] for k in ("temperature", "top_p") if k in params}
+    if "response_format" in params:
+        out["model_kwargs"] = {"response_format": params["response_format"]}
+    return out
+
+
+def _openai(
+    spec: ModelSpec, settings: Settings, model_name: str, params: Mapping[str, Any]
+) -> BaseChatModel:
     key = settings.openai_api_key
     return LoomChatOpenAI(
         model=model_name,
@@ -186,10 +197,13 @@ def _openai(spec: ModelSpec, settings: Settings, model_name: str) -> BaseChatMod
         stream_usage=True,
         timeout=settings.model_timeout_seconds,
         max_retries=0,  # Loom retries transient failures itself, before the first token only
+        **_sampling(params),
     )
 
 
-def _azure(spec: ModelSpec, settings: Settings, model_name: str) -> BaseChatModel:
+def _azure(
+    spec: ModelSpec, settings: Settings, model_name: str, params: Mapping[str, Any]
+) -> BaseChatModel:
     return LoomAzureChatOpenAI(
         azure_deployment=settings.azure_openai_deployment or model_name,
         azure_endpoint=settings.azure_openai_endpoint,
@@ -198,10 +212,11 @@ def _azure(spec: ModelSpec, settings: Settings, model_name: str) -> BaseChatMode
         streaming=True,
         timeout=settings.model_timeout_seconds,
         max_retries=0,
+        **_sampling(params),
     )
 
 
-_PROVIDERS: dict[str, Callable[[ModelSpec, Settings, str], BaseChatModel]] = {
+_PROVIDERS: dict[str, Callable[[ModelSpec, Settings, str, Mapping[str, Any]], BaseChatModel]] = {
     "openai": _openai,
     "azure": _azure,
 }
@@ -224,9 +239,12 @@ class ModelRegistry:
     def all(self) -> list[ModelSpec]:
         return list(self._by_id.values())
 
-    def build(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    def build(
+        self, spec: ModelSpec, settings: Settings, params: Mapping[str, Any] | None = None
+    ) -> BaseChatModel:
+        """The chat model for ``spec``; ``params`` are a config's model settings."""
         model_name = settings.model_names.get(spec.id, spec.provider_model)
-        return _PROVIDERS[spec.provider](spec, settings, model_name)
+        return _PROVIDERS[spec.provider](spec, settings, model_name, params or {})
 
 
 def default_model_registry() -> ModelRegistry:

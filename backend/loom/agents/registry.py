@@ -18,6 +18,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
 
+from loom.agents.client_tools import client_function_tool
 from loom.agents.config import (
     DEFAULT_MODEL_FIELDS,
     AssistantConfig,
@@ -134,7 +135,7 @@ class AgentFactory:
         if model is None:
             known = ", ".join(m.id for m in self.models.all())
             raise ConfigError(f"unknown model {model_name!r} (known: {known})")
-        if parsed.tools and not agent_type.uses_tools:
+        if (parsed.tools or parsed.functions) and not agent_type.uses_tools:
             raise ConfigError(f"agent type {agent_type.id!r} does not use tools")
         for ref in parsed.tools:
             spec = self.tools.resolve(ref.id)
@@ -171,10 +172,13 @@ class AgentFactory:
             tools.append(
                 spec.build(ctx, ref.config) if reason is None else _unavailable(spec, reason)
             )
+        tools.extend(client_function_tool(f) for f in resolved.config.functions)
         parts = GraphParts(
             state_schema=self._state_schema,
             checkpointer=self._checkpointer,
-            model=self.models.build(resolved.model, self.settings),
+            model=self.models.build(
+                resolved.model, self.settings, dict(resolved.config.model_settings)
+            ),
             system_message=resolved.config.system_message,
             tools=tools,
             interrupt_before_action=resolved.config.interrupt_before_action,

@@ -27,6 +27,7 @@ from loom.runs.state import ThreadStateService
 from loom.runs.worker import Worker
 from loom.runtime import Runtime
 from loom.settings import Settings
+from loom.storage.api_keys import ApiKeyRepo
 from loom.storage.assistants import Assistant, AssistantRepo
 from loom.storage.runs import Run, RunRepo
 from loom.storage.threads import Thread, ThreadRepo
@@ -85,6 +86,10 @@ async def _ingest(state: State) -> IngestService:
     return state.runtime.ingest
 
 
+async def _api_keys(state: State) -> ApiKeyRepo:
+    return state.runtime.api_keys
+
+
 async def _runs(state: State) -> RunService:
     return state.runs
 
@@ -101,6 +106,7 @@ RunRecords = Annotated[RunRepo, Depends(_run_repo)]
 Factory = Annotated[AgentFactory, Depends(_factory)]
 Ingest = Annotated[IngestService, Depends(_ingest)]
 Runs = Annotated[RunService, Depends(_runs)]
+ApiKeys = Annotated[ApiKeyRepo, Depends(_api_keys)]
 ThreadState = Annotated[ThreadStateService, Depends(_thread_state)]
 
 

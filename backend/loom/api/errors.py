@@ -25,6 +25,7 @@ log = logging.getLogger("loom.errors")
 STATUS_BY_CODE: dict[str, int] = {
     "bad_request": 400,
     "unauthorized": 401,
+    "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
     "thread_busy": 409,

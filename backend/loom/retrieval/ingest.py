@@ -66,11 +66,17 @@ INTERRUPTED_MESSAGE = "The server shut down before the ingest finished; nothing 
 
 @dataclass(frozen=True)
 class Target:
-    """Where documents go: an assistant or a thread, owned by ``user_id``."""
+    """Where documents go: an assistant, a thread or a collection, owned by ``user_id``.
+
+    ``metadata`` is added to every chunk's metadata (e.g. the id of the file it came from).
+    A collection's record belongs to the protocol that made it, which checks ownership and
+    removes the documents of a collection it deletes.
+    """
 
     kind: Owner
     id: uuid.UUID
     user_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
@@ -249,6 +255,10 @@ class IngestService:
     async def get_job(self, user_id: str, job_id: uuid.UUID) -> IngestJob | None:
         return await self.jobs.get_own(user_id, job_id)
 
+    async def delete(self, namespace: str, metadata: dict[str, str] | None = None) -> int:
+        """Delete a namespace's documents (only those whose metadata has these values)."""
+        return await self.store.delete(namespace, metadata)
+
     async def shutdown(self) -> None:
         """Cancel running jobs (each is marked failed; nothing of it is stored)."""
         tasks = list(self._tasks.values())
@@ -275,6 +285,9 @@ class IngestService:
 
         results: list[FileResult] = []
         flat: list[Chunk] = []
+        for chunks in per_file:
+            for chunk in chunks:
+                chunk.metadata.update(target.metadata)
         for item, chunks in zip(checked, per_file, strict=True):
             results.append(
                 FileResult(item.upload.filename, MIME_TYPES[item.kind], len(chunks), ids=[])
@@ -356,7 +369,11 @@ def _rows(
 
 
 async def _lock_target(conn: AsyncConnection[Row], target: Target) -> None:
-    """Lock the target row until commit; it must still exist and belong to the caller."""
+    """Lock the target row until commit; it must still exist and belong to the caller.
+
+    A collection has no core row: its protocol checked it and cleans up after a delete."""
+    if target.kind == "collection":
+        return
     if target.kind == "assistant":
         cur = await conn.execute(
             "SELECT 1 FROM assistant WHERE assistant_id = %s AND user_id = %s FOR KEY SHARE",

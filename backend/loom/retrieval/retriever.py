@@ -2,9 +2,11 @@
 
 One :class:`PgRetriever` is built when the app starts. Each call reads the config of the graph
 run it is called from (``langgraph.config.get_config()``; the executor puts the run's
-``assistant_id`` and ``thread_id`` in ``configurable``) and searches exactly two namespaces,
-``assistant:<assistant_id>`` and ``thread:<thread_id>``. Called outside a run there are no
-namespaces and the answer is empty: a retriever can never be pointed at someone else's
+``assistant_id`` and ``thread_id`` in ``configurable``) and searches ``assistant:<assistant_id>``
+and ``thread:<thread_id>``, plus the run's extra namespaces (``extra_namespaces``: those a
+protocol named in ``RunRequest.namespaces`` after checking the caller owns them; the executor
+takes them from the run's row, never from a client's config). Called outside a run there are
+no namespaces and the answer is empty: a retriever can never be pointed at someone else's
 documents by its caller.
 """
 
@@ -18,7 +20,7 @@ from langgraph.config import get_config
 
 from loom.retrieval.embeddings import Embedder
 from loom.retrieval.store import VectorStore
-from loom.storage.namespaces import Owner, namespace
+from loom.storage.namespaces import Owner, is_namespace, namespace
 from loom.tools.base import RetrievedChunk
 
 
@@ -40,7 +42,10 @@ def namespaces_of(config: Mapping[str, Any] | None) -> list[str]:
         _namespace("assistant", configurable.get("assistant_id")),
         _namespace("thread", configurable.get("thread_id")),
     ]
-    return [ns for ns in found if ns is not None]
+    extra = configurable.get("extra_namespaces") or []
+    if isinstance(extra, list):
+        found.extend(ns for ns in extra if is_namespace(ns))
+    return list(dict.fromkeys(ns for ns in found if ns is not None))
 
 
 def run_namespaces() -> list[str]:

@@ -141,6 +141,15 @@ class VectorStore:
             rows = await cur.fetchall()
         return [_chunk(row) for row in rows]
 
+    async def delete(self, namespace: str, metadata: dict[str, str] | None = None) -> int:
+        """Delete the documents of ``namespace`` whose metadata contains ``metadata``."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM document WHERE namespace = %s AND metadata @> %s",
+                (namespace, Jsonb(metadata or {})),
+            )
+            return cur.rowcount
+
     async def count(self, namespace: str) -> int:
         async with self._pool.connection() as conn:
             cur = await conn.execute(

@@ -23,6 +23,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, messages_from_d
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from loom.agents.config import with_overrides
 from loom.agents.registry import AgentFactory
 from loom.agents.serialize import chunk_start, message_to_dict
 from loom.errors import public_error
@@ -83,6 +84,8 @@ def run_config(run: Run, checkpoint_id: str | None) -> RunnableConfig:
         "run_id": str(run.run_id),
         CLAIM_KEY: str(run.claim_token),  # fences this attempt's checkpoint writes
     }
+    if run.namespaces:
+        configurable["extra_namespaces"] = list(run.namespaces)
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
     return {"configurable": configurable, "recursion_limit": run.recursion_limit}
@@ -112,7 +115,9 @@ class RunExecutor:
             # count the attempt, yet its log may hold a message that attempt left half-written.
             for message_id in partial_messages(await self._broker.read(run_id)):
                 await publish(MessageRemove(id=message_id))
-            graph, _ = self._factory.graph(claim.assistant_config or FALLBACK_CONFIG)
+            graph, _ = self._factory.graph(
+                with_overrides(claim.assistant_config or FALLBACK_CONFIG, run.overrides)
+            )
             graph_input, config = await self._start(run)
             if graph_input is not None:
                 for message in graph_input["messages"]:

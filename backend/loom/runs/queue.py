@@ -21,7 +21,8 @@ _RUN_COLUMNS = (
     "run.run_id, run.thread_id, run.assistant_id, run.user_id, run.status, run.input,"
     " run.config, run.error, run.multitask_strategy, run.on_disconnect, run.recursion_limit,"
     " run.checkpoint_id, run.rollback_of, run.attempt, run.lease_owner, run.claim_token,"
-    " run.stop_action, run.created_at, run.updated_at, run.started_at, run.ended_at"
+    " run.stop_action, run.created_at, run.updated_at, run.started_at, run.ended_at,"
+    " run.overrides, run.namespaces"
 )
 
 # The oldest pending run of each thread that has no running run, oldest first.

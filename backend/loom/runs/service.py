@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from loom.agents.config import ConfigError
+from loom.agents.config import ConfigError, with_overrides
 from loom.agents.registry import AgentFactory
 from loom.agents.state import with_ids
 from loom.errors import InvalidInput, NotFound
@@ -30,6 +30,7 @@ from loom.runs.queue import Claim
 from loom.runs.wakeup import Wakeup
 from loom.runs.worker import Worker
 from loom.storage.assistants import AssistantRepo
+from loom.storage.namespaces import is_namespace
 from loom.storage.runs import (
     TERMINAL,
     MultitaskStrategy,
@@ -59,6 +60,12 @@ class RunRequest:
     config: dict[str, Any] | None
     multitask_strategy: MultitaskStrategy = "reject"
     on_disconnect: OnDisconnect = "continue"
+    # Plain assistant-config keys (``system_message``, ``model``, ``tools``, ...) merged over
+    # the assistant's config for this run only; validated like an assistant's config.
+    overrides: dict[str, Any] | None = None
+    # Document namespaces (``loom.storage.namespaces``) the run may search besides its
+    # assistant's and thread's. The protocol that sets them has checked the caller owns them.
+    namespaces: tuple[str, ...] = ()
 
 
 def decode_input(value: list[Any] | dict[str, Any] | None) -> list[BaseMessage] | None:
@@ -143,6 +150,16 @@ class RunService:
             resolved = self._factory.resolve(assistant.config)
         except ConfigError as exc:
             raise InvalidInput(f"The assistant's config is no longer valid: {exc}") from exc
+        if request.overrides:
+            try:
+                resolved = self._factory.resolve(
+                    with_overrides(assistant.config, request.overrides)
+                )
+            except ConfigError as exc:
+                raise InvalidInput(f"Invalid overrides for this run: {exc}") from exc
+        bad = [ns for ns in request.namespaces if not is_namespace(ns)]
+        if bad:
+            raise InvalidInput(f"Not a document namespace: {bad[0]!r}")
         messages = decode_input(request.input)
         default_limit = resolved.config.recursion_limit or self._default_limit
         limit, checkpoint_id = run_options(request.config, default_limit)
@@ -156,6 +173,8 @@ class RunService:
             on_disconnect=request.on_disconnect,
             recursion_limit=limit,
             checkpoint_id=checkpoint_id,
+            overrides=request.overrides or None,
+            namespaces=request.namespaces,
         )
         worker = self._worker
         reserved = worker is not None and worker.reserve()

@@ -6,6 +6,7 @@ from checkpoint rows directly.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -101,6 +102,32 @@ class ThreadStateService:
             )
         await self._threads.touch(thread.thread_id)
         return await self.get_state(thread)
+
+    async def run_messages(self, thread: Thread, run_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The messages a run added or replaced, in thread order (``[]`` if it wrote none).
+
+        Read from the run's own checkpoints: the thread's state after its last one compared
+        with the state before its first one.
+        """
+        config: RunnableConfig = {"configurable": {"thread_id": str(thread.thread_id)}}
+        newest = oldest = None
+        async for item in self._checkpointer.alist(config, filter={"run_id": str(run_id)}):
+            newest = newest or item
+            oldest = item
+        if newest is None or oldest is None:
+            return []
+        graph, _ = await self.graph(thread)
+        after = messages_of((await graph.aget_state(newest.config)).values)
+        before: dict[Any, dict[str, Any]] = {}
+        if oldest.parent_config is not None:
+            parent = await graph.aget_state(oldest.parent_config)
+            before = {m.id: message_to_dict(m) for m in messages_of(parent.values)}
+        out = []
+        for message in after:
+            data = message_to_dict(message)
+            if before.get(message.id) != data:
+                out.append(data)
+        return out
 
     async def history(self, thread: Thread, limit: int, before: str | None) -> list[dict[str, Any]]:
         graph, resolved = await self.graph(thread)

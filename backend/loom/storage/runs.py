@@ -50,12 +50,17 @@ class Run(BaseModel):
     updated_at: datetime
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    # Plain assistant-config keys merged over the assistant's config for this run only.
+    overrides: dict[str, Any] | None = None
+    # Document namespaces this run may search besides its assistant's and thread's.
+    namespaces: list[str] = []
 
 
 _COLUMNS = (
     "run_id, thread_id, assistant_id, user_id, status, input, config, error,"
     " multitask_strategy, on_disconnect, recursion_limit, checkpoint_id, rollback_of, attempt,"
-    " lease_owner, claim_token, stop_action, created_at, updated_at, started_at, ended_at"
+    " lease_owner, claim_token, stop_action, created_at, updated_at, started_at, ended_at,"
+    " overrides, namespaces"
 )
 
 
@@ -72,6 +77,8 @@ class NewRun:
     on_disconnect: OnDisconnect
     recursion_limit: int
     checkpoint_id: str | None
+    overrides: dict[str, Any] | None = None
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,8 @@ class RunRepo:
         """
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT loom_create_run(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) AS r",
+                "SELECT loom_create_run(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " AS r",
                 (
                     uuid.uuid4(),
                     new.thread_id,
@@ -117,6 +125,8 @@ class RunRepo:
                     claim_owner,
                     lease_seconds,
                     notify,
+                    Jsonb(new.overrides) if new.overrides is not None else None,
+                    list(new.namespaces),
                 ),
             )
             row = await cur.fetchone()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 from xml.etree.ElementTree import ParseError
 
 import httpx
@@ -183,17 +183,19 @@ def make_tool(
     name: str,
     description: str,
     args_schema: type[BaseModel],
-    coroutine: Callable[..., Awaitable[str]],
+    coroutine: Callable[..., Awaitable[Any]],
     timeout_seconds: float,
+    response_format: Literal["content", "content_and_artifact"] = "content",
 ) -> BaseTool:
     """Wrap an async tool function as a LangChain tool that reports failures as text.
 
     The model sees ``"Error: ..."`` (and the ``ToolMessage`` has ``status="error"``) instead of
     the exception reaching the graph. Invalid arguments from the model are reported the same
-    way. Cancellation is not caught.
+    way. Cancellation is not caught. With ``response_format="content_and_artifact"`` the
+    coroutine returns ``(text for the model, artifact kept on the tool message)``.
     """
 
-    async def run(**kwargs: Any) -> str:
+    async def run(**kwargs: Any) -> Any:
         try:
             return await coroutine(**kwargs)
         except ToolException:
@@ -220,4 +222,5 @@ def make_tool(
         args_schema=args_schema,
         handle_tool_error=_error_text,
         handle_validation_error=lambda exc: f"Error: invalid arguments for {name}: {exc}",
+        response_format=response_format,
     )

@@ -2,12 +2,16 @@
 
 It only consumes the run's :class:`~loom.tools.base.Retriever` (built by ``loom.retrieval``
 for the assistant's and the thread's namespaces) and formats the chunks for the model as
-``<document source="...">content</document>`` blocks.
+``<document source="...">content</document>`` blocks. The tool message's ``artifact`` lists
+the passages returned, in order (``source``, ``score`` and the chunk's metadata: ``id``,
+``namespace``, ``filename``, ``chunk``, ``page``, and whatever the ingest added, such as a
+``file_id``), so a protocol can cite them.
 """
 
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -42,16 +46,23 @@ def format_chunks(chunks: list[RetrievedChunk]) -> str:
     return "\n\n".join(blocks)
 
 
+def _passage(chunk: RetrievedChunk) -> dict[str, Any]:
+    return {**chunk.metadata, "source": chunk.source, "score": chunk.score}
+
+
 def _build(ctx: ToolContext, config: RetrievalConfig) -> BaseTool:
     retriever = ctx.retriever
 
-    async def retrieve(query: str) -> str:
+    async def retrieve(query: str) -> tuple[str, list[dict[str, Any]]]:
         if retriever is None:
-            return "No documents are available: nothing was uploaded to this assistant or thread."
+            return (
+                "No documents are available: nothing was uploaded to this assistant or thread.",
+                [],
+            )
         chunks = await retriever(query)
         if not chunks:
-            return f"No passages in the uploaded documents match {query!r}."
-        return clip(format_chunks(chunks), 16_000)
+            return f"No passages in the uploaded documents match {query!r}.", []
+        return clip(format_chunks(chunks), 16_000), [_passage(c) for c in chunks]
 
     return make_tool(
         name="retrieval",
@@ -59,6 +70,7 @@ def _build(ctx: ToolContext, config: RetrievalConfig) -> BaseTool:
         args_schema=RetrievalInput,
         coroutine=retrieve,
         timeout_seconds=ctx.settings.tool_timeout_seconds,
+        response_format="content_and_artifact",
     )
 
 

@@ -1,0 +1,1 @@
+"""Foreign protocols: one thin adapter package each, translating its wire to core calls."""
