@@ -21,7 +21,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from chatkit.server import StreamingResult
-from chatkit.types import Attachment, ChatKitReq, ThreadsRetryAfterItemReq, UserMessageItem
+from chatkit.types import (
+    Attachment,
+    ChatKitReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsRetryAfterItemReq,
+    UserMessageItem,
+)
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
@@ -89,6 +96,10 @@ _PROTOCOL_DOC: dict[int | str, dict[str, Any]] = {
 
 
 async def _preflight(server: LoomChatKitServer, request: Any, context: ChatKitContext) -> None:
+    """Checks the library makes only once the stream has started (a thread is created, say)."""
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        for attachment_id in request.params.input.attachments:
+            await server.loom_store.load_attachment(attachment_id, context)
     if isinstance(request, ThreadsRetryAfterItemReq):
         item = await server.loom_store.load_item(
             request.params.thread_id, request.params.item_id, context
