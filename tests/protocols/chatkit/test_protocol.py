@@ -316,6 +316,17 @@ def test_request_errors(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
     answer = ck.all_items(thread_id)[1]
     check(ck.post(_retry(thread_id, answer.id)), 400)
     check(ck.post(_retry(thread_id, "msg_missing")), 404)
+    # Operations Loom does not offer (no client tools, no dictation, no sync actions): 400.
+    action = {"type": "loom.approve", "payload": {}}
+    for unsupported in (
+        {"type": "threads.add_client_tool_output", "params": {"thread_id": thread_id, "result": 1}},
+        {
+            "type": "threads.sync_custom_action",
+            "params": {"thread_id": thread_id, "action": action},
+        },
+        {"type": "input.transcribe", "params": {"audio_base64": "AAAA", "mime_type": "audio/webm"}},
+    ):
+        check(ck.post(unsupported), 400)
     # No credentials: 401 like every Loom route.
     assert loom.client(None).post("/chatkit", json={"type": "threads.list"}).status_code == 401
 

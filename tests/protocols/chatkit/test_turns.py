@@ -107,6 +107,11 @@ def test_approval_with_a_widget(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
         params=ThreadCustomActionParams(thread_id=thread_id, item_id=card.id, action=wrong)
     )
     assert any(isinstance(e, ErrorEvent) and not e.allow_retry for e in ck.stream(req))
+    unknown = Action[str, Any](type="something.else", payload={})
+    req = ThreadsCustomActionReq(
+        params=ThreadCustomActionParams(thread_id=thread_id, item_id=card.id, action=unknown)
+    )
+    assert any(isinstance(e, ErrorEvent) and not e.allow_retry for e in ck.stream(req))
 
     fake_llm.reply(text="Found nothing, approved.")
     events = _act(ck, thread_id, card, "loom.approve")
