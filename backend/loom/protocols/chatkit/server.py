@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
@@ -247,8 +248,9 @@ class LoomChatKitServer(ChatKitServer[ChatKitContext]):
     ) -> AsyncIterator[ThreadStreamEvent]:
         """Stream the run's events; a stream dropped before the end follows ``on_disconnect``."""
         ended = False
+        batches = self._runs.follow(run.run_id, 0, self._heartbeat)
         try:
-            async for batch in self._runs.follow(run.run_id, 0, self._heartbeat):
+            async for batch in batches:
                 for envelope in batch:
                     for event in stream.apply(envelope.event):
                         yield event
@@ -259,6 +261,10 @@ class LoomChatKitServer(ChatKitServer[ChatKitContext]):
         finally:
             if not ended:
                 self._detach(self._after_disconnect(run, thread, stream.partials(), context))
+            aclose = getattr(batches, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
         if stream.error is not None:
             for event in stream.abandon():
                 yield event
