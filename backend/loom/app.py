@@ -27,6 +27,7 @@ from loom.api import api_keys, assistants, ingest, runs, threads
 from loom.api.deps import AppState, CurrentUser, PoolDep
 from loom.api.errors import install_error_handlers
 from loom.auth import make_authenticator
+from loom.protocols import chatkit
 from loom.protocols import openai as openai_protocol
 from loom.runs.service import RunService
 from loom.runs.state import ThreadStateService
@@ -51,6 +52,7 @@ def _mount_frontend(app: FastAPI, dist: Path) -> None:
         "openapi",
         "api-keys",
         "v1",
+        "chatkit",
     )
     if (dist / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
@@ -169,6 +171,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         app.include_router(router, max_body_size=settings.max_body_bytes)
     # Uploads have their own, larger limit (LOOM_INGEST_MAX_REQUEST_BYTES).
     app.include_router(ingest.router, max_body_size=settings.ingest_max_request_bytes)
+    app.include_router(chatkit.router, max_body_size=settings.max_body_bytes)
+    app.include_router(chatkit.uploads, max_body_size=settings.ingest_max_request_bytes)
 
     @app.get("/health", tags=["health"])
     async def health(pool: PoolDep) -> JSONResponse:

@@ -116,6 +116,17 @@ class VectorStore:
                     (row.id, namespace, row.content, Jsonb(row.metadata), row.embedding)
                 )
 
+    async def delete_ids(self, namespace: str, ids: Sequence[str]) -> int:
+        """Delete the documents with these ids in ``namespace``; returns how many went."""
+        if not ids:
+            return 0
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM document WHERE namespace = %s AND id = ANY(%s::uuid[])",
+                (namespace, list(ids)),
+            )
+            return cur.rowcount
+
     async def has_documents(self, namespaces: Sequence[str]) -> bool:
         if not namespaces:
             return False

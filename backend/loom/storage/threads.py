@@ -36,12 +36,15 @@ class ThreadRepo:
         name: str,
         assistant_id: uuid.UUID | None,
         metadata: dict[str, Any] | None = None,
+        thread_id: uuid.UUID | None = None,
     ) -> Thread:
+        """Create a thread; ``thread_id`` lets a protocol that hands out the id first (ChatKit)
+        create the row under it (an id already taken raises psycopg's ``UniqueViolation``)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "INSERT INTO thread (thread_id, user_id, assistant_id, name, metadata)"
                 f" VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-                (uuid.uuid4(), user_id, assistant_id, name, Jsonb(metadata or {})),
+                (thread_id or uuid.uuid4(), user_id, assistant_id, name, Jsonb(metadata or {})),
             )
             row = await cur.fetchone()
         assert row is not None
