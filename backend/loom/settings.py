@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # --- runs: queue, workers, streams ---------------------------------------------------------
     # ``loom serve`` runs a worker inside each server process unless --no-worker says not to.
     in_process_worker: bool = True
-    worker_concurrency: int = Field(default=16, ge=1, le=1000)
+    worker_concurrency: int = Field(default=64, ge=1, le=1000)
     lease_seconds: float = Field(default=30.0, ge=1.0)
     run_max_attempts: int = Field(default=3, ge=1, le=100)
     drain_seconds: float = Field(default=30.0, ge=0.0)

@@ -13,9 +13,9 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 from langchain_core.language_models import BaseChatModel
@@ -26,7 +26,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -61,36 +61,58 @@ _TRANSIENT = (
 )
 
 
+class TokenSink(Protocol):
+    """Where a run's model calls send their text as it arrives (the run's event stream)."""
+
+    async def text(self, message_id: str, delta: str) -> None:
+        """``delta`` more text of the message ``message_id`` (``""`` on its first sight)."""
+        ...
+
+
+SINK_KEY = "__loom_sink"  # in a run's configurable; ``__`` keys stay out of checkpoints
+
+
 async def call_model(
     model: BaseChatModel | Any,
     messages: Sequence[BaseMessage],
     config: RunnableConfig,
     max_retries: int,
+    *,
+    stream: bool = True,
 ) -> AIMessage:
-    """Stream one model reply (tokens reach the client through LangGraph's messages mode).
+    """Stream one model reply, its text to the run's token sink (``stream=False``: none).
 
     Transient failures (429, 5xx, connection errors) before the first token are retried with
     exponential backoff; a failure after it ends the run: the partial reply is never stored.
     """
+    sink: TokenSink | None = (config.get("configurable") or {}).get(SINK_KEY) if stream else None
+    bound, kwargs = (
+        (model.bound, dict(model.kwargs))
+        if isinstance(model, RunnableBinding)
+        else (
+            model,
+            {},
+        )
+    )
     attempt = 0
     while True:
+        message_id = str(uuid.uuid4())
         got_token = False
+
+        async def on_text(delta: str, message_id: str = message_id) -> None:
+            nonlocal got_token
+            got_token = True
+            if sink is not None:
+                await sink.text(message_id, delta)
+
         try:
-            merged: AIMessageChunk | None = None
-            async for chunk in model.astream(messages, config):
-                got_token = True
-                merged = chunk if merged is None else merged + chunk
-            if merged is None:
-                raise UpstreamError("The model provider sent an empty reply")
-            reply = AIMessage(
-                content=merged.content,
-                additional_kwargs=merged.additional_kwargs,
-                response_metadata=merged.response_metadata,
-                tool_calls=merged.tool_calls,
-                invalid_tool_calls=merged.invalid_tool_calls,
-                usage_metadata=merged.usage_metadata,
-                id=merged.id or str(uuid.uuid4()),
-            )
+            reply: AIMessage | None = None
+            fast = getattr(bound, "stream_reply", None)
+            if fast is not None:
+                reply = await fast(list(messages), on_text, **kwargs)
+            if reply is None:
+                reply = await _astream_reply(model, messages, config, on_text)
+            reply.id = message_id
             return reply
         except asyncio.CancelledError:
             raise
@@ -105,6 +127,31 @@ async def call_model(
                 continue
             log.warning("model call failed: %r", exc)
             raise provider_error(exc) from exc
+
+
+async def _astream_reply(
+    model: BaseChatModel | Any,
+    messages: Sequence[BaseMessage],
+    config: RunnableConfig,
+    on_text: Callable[[str], Awaitable[None]],
+) -> AIMessage:
+    """Any chat model, through LangChain's ``astream``."""
+    merged: AIMessageChunk | None = None
+    async for chunk in model.astream(messages, config):
+        text = chunk.content if isinstance(chunk.content, str) else ""
+        if merged is None or text:
+            await on_text(text)
+        merged = chunk if merged is None else merged + chunk
+    if merged is None:
+        raise UpstreamError("The model provider sent an empty reply")
+    return AIMessage(
+        content=merged.content,
+        additional_kwargs=merged.additional_kwargs,
+        response_metadata=merged.response_metadata,
+        tool_calls=merged.tool_calls,
+        invalid_tool_calls=merged.invalid_tool_calls,
+        usage_metadata=merged.usage_metadata,
+    )
 
 
 def system_prompt(parts: GraphParts) -> list[BaseMessage]:

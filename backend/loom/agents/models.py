@@ -8,7 +8,7 @@ to the provider is the entry's ``provider_model`` unless ``LOOM_MODEL_NAMES`` ov
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +17,12 @@ import openai
 import orjson
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
+from langchain_openai.chat_models.base import _create_usage_metadata
 
+from loom.errors import UpstreamError
 from loom.settings import Settings
 
 
@@ -112,6 +114,9 @@ async def _sse_chunks(response: Any) -> AsyncIterator[dict[str, Any]]:
             yield chunk
 
 
+OnText = Callable[[str], Awaitable[None]]
+
+
 class _RawChunks:
     """Stream chat completions without building an ``openai`` object per token.
 
@@ -165,6 +170,92 @@ class _RawChunks:
                         generation.text, chunk=generation, logprobs=logprobs
                     )
                 yield generation
+
+    async def stream_reply(
+        self, messages: list[BaseMessage], on_text: OnText, **kwargs: Any
+    ) -> AIMessage | None:
+        """Stream one reply, handing its text to ``on_text`` as it arrives; the whole reply.
+
+        The path a run's model calls take: no chunk object, no callback per token, one
+        message built at the end from what was accumulated (tool calls parsed as
+        ``langchain-openai`` does). ``on_text`` gets ``""`` for the reply's first chunk
+        when it carries no text (a reply that starts with tool calls). ``None``: this
+        request needs the usual path (structured output, response headers).
+        """
+        model: Any = self
+        options = dict(kwargs)
+        options["stream"] = True
+        if model._should_stream_usage(None, **options):
+            options["stream_options"] = {"include_usage": True}
+        payload = model._get_request_payload(messages, **options)
+        if (
+            "response_format" in payload
+            or model.include_response_headers
+            or getattr(model, "_uses_gateway", False)
+            or model._use_responses_api(payload)
+        ):
+            return None
+        texts: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        metadata: dict[str, Any] = {}
+        usage: Any = None
+        started = False
+        async with model.async_client.with_streaming_response.create(**payload) as response:
+            async for chunk in _sse_json(response):
+                if chunk.get("usage"):
+                    usage = _create_usage_metadata(chunk["usage"], chunk.get("service_tier"))
+                for key in ("model", "system_fingerprint", "service_tier"):
+                    if chunk.get(key):
+                        metadata["model_name" if key == "model" else key] = chunk[key]
+                choices = chunk.get("choices") or ()
+                if not choices:
+                    continue
+                choice = choices[0]
+                if choice.get("finish_reason"):
+                    metadata["finish_reason"] = choice["finish_reason"]
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                for call in delta.get("tool_calls") or ():
+                    slot = calls.setdefault(call.get("index", 0), {"args": []})
+                    if call.get("id"):
+                        slot["id"] = call["id"]
+                    function = call.get("function") or {}
+                    if function.get("name"):
+                        slot["name"] = function["name"]
+                    if function.get("arguments"):
+                        slot["args"].append(function["arguments"])
+                if text:
+                    texts.append(text)
+                    started = True
+                    await on_text(text)
+                elif not started:
+                    started = True
+                    await on_text("")
+        if not started:
+            raise UpstreamError("The model provider sent an empty reply")
+        whole = AIMessageChunk(
+            content="".join(texts),
+            tool_call_chunks=[
+                {
+                    "name": c.get("name"),
+                    "args": "".join(c["args"]),
+                    "id": c.get("id"),
+                    "index": index,
+                    "type": "tool_call_chunk",
+                }
+                for index, c in sorted(calls.items())
+            ],
+            response_metadata={**metadata, "model_provider": "openai"},
+            usage_metadata=usage,
+        )
+        return AIMessage(
+            content=whole.content,
+            additional_kwargs=whole.additional_kwargs,
+            response_metadata=whole.response_metadata,
+            tool_calls=whole.tool_calls,
+            invalid_tool_calls=whole.invalid_tool_calls,
+            usage_metadata=whole.usage_metadata,
+        )
 
 
 class LoomChatOpenAI(_RawChunks, _PassThroughMessages, ChatOpenAI):

@@ -16,10 +16,10 @@ def message_to_dict(message: BaseMessage) -> dict[str, Any]:
     return data
 
 
-def chunk_start(chunk: AIMessageChunk, message_id: str) -> dict[str, Any]:
+def message_start(message_id: str, text: str) -> dict[str, Any]:
     """The first sight of a streamed AI message: a plain ``ai`` message with its first text."""
     return {
-        "content": chunk.content if isinstance(chunk.content, str) else "",
+        "content": text,
         "additional_kwargs": {},
         "response_metadata": {},
         "type": "ai",

@@ -29,6 +29,15 @@ class Publisher(Protocol):
     @property
     def last_seq(self) -> int: ...
 
+    async def open(self) -> int:
+        """Take the log over for this publisher; returns the log's last sequence number
+        (0 for a log that is empty: a run's first attempt). ``publish`` opens it too."""
+        ...
+
+    def open_empty(self) -> None:
+        """Open a log known to be empty (a run's first execution) without looking."""
+        ...
+
     async def publish(self, event: RunEvent) -> int:
         """Append ``event``; returns its sequence number, or 0 when the event was dropped
         because a newer publisher (a later attempt of the run) has opened the log since."""
@@ -213,6 +222,12 @@ class LocalPublisher:
     @property
     def last_seq(self) -> int:
         return self._log.last_seq
+
+    async def open(self) -> int:
+        return self._log.last_seq
+
+    def open_empty(self) -> None:
+        return None
 
     async def publish(self, event: RunEvent) -> int:
         if self._generation != self._log.generation:

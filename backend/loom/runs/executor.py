@@ -16,16 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from langchain_core.messages import AIMessageChunk, BaseMessage, messages_from_dict
+from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from loom.agents.config import with_overrides
+from loom.agents.graphs import SINK_KEY
 from loom.agents.registry import AgentFactory
-from loom.agents.serialize import chunk_start, message_to_dict
+from loom.agents.serialize import message_start, message_to_dict
 from loom.errors import public_error
 from loom.runs.broker import Broker, Publisher
 from loom.runs.events import (
@@ -34,6 +36,7 @@ from loom.runs.events import (
     MessageDelta,
     MessageRemove,
     MessageUpsert,
+    RunEvent,
     partial_messages,
 )
 from loom.runs.fence import CLAIM_KEY, LeaseLost
@@ -91,6 +94,27 @@ def run_config(run: Run, checkpoint_id: str | None) -> RunnableConfig:
     return {"configurable": configurable, "recursion_limit": run.recursion_limit}
 
 
+class _Sink:
+    """A run's token sink: model text straight into its event log."""
+
+    __slots__ = ("_publish", "_started")
+
+    def __init__(self, publish: Callable[[RunEvent], Awaitable[int]]) -> None:
+        self._publish = publish
+        self._started: set[str] = set()
+
+    async def text(self, message_id: str, delta: str) -> None:
+        if message_id in self._started:
+            if delta:
+                await self._publish(MessageDelta(id=message_id, delta=delta))
+            return
+        self._started.add(message_id)
+        await self._publish(MessageUpsert(message=message_start(message_id, delta), streaming=True))
+        # Let the streams (and a broker's writer) send the first token now: a model answering
+        # in a burst would otherwise hold it until the whole burst is parsed.
+        await asyncio.sleep(0)
+
+
 class RunExecutor:
     def __init__(
         self,
@@ -113,12 +137,16 @@ class RunExecutor:
         try:
             # Not only when ``attempt > 1``: a run handed back by a draining worker does not
             # count the attempt, yet its log may hold a message that attempt left half-written.
-            for message_id in partial_messages(await self._broker.read(run_id)):
-                await publish(MessageRemove(id=message_id))
+            # A run's first execution finds its log empty and reads nothing.
+            if claim.fresh:
+                publisher.open_empty()
+            elif await publisher.open():
+                for message_id in partial_messages(await self._broker.read(run_id)):
+                    await publish(MessageRemove(id=message_id))
             graph, _ = self._factory.graph(
                 with_overrides(claim.assistant_config or FALLBACK_CONFIG, run.overrides)
             )
-            graph_input, config = await self._start(run)
+            graph_input, config = await self._start(run, claim.fresh)
             if graph_input is not None:
                 for message in graph_input["messages"]:
                     await publish(MessageUpsert(message=message_to_dict(message)))
@@ -158,10 +186,10 @@ class RunExecutor:
             error = (code, message)
         return await self._settle(claim, publisher, control, status, error)
 
-    async def _start(self, run: Run) -> tuple[dict[str, Any] | None, RunnableConfig]:
+    async def _start(self, run: Run, fresh: bool) -> tuple[dict[str, Any] | None, RunnableConfig]:
         """The graph input and config of this attempt."""
         messages = input_messages(run)
-        if run.attempt > 1 and await self._has_checkpoints(run):
+        if not fresh and await self._has_checkpoints(run):
             # A previous attempt got as far as a checkpoint: continue from the thread's head.
             return None, run_config(run, None)
         checkpoint_id = run.checkpoint_id
@@ -207,35 +235,25 @@ class RunExecutor:
         run_id: str,
         publisher: Publisher,
     ) -> bool:
-        """Stream the graph, publishing message events; ``True`` when it paused (interrupt)."""
+        """Run the graph, publishing message events; ``True`` when it paused (interrupt).
+
+        Model text reaches the log straight from the model call (a :class:`_Sink` in the
+        config); the graph's updates bring whole messages (tool results, and the finished
+        reply, which replaces the streamed one).
+        """
         publish = publisher.publish
-        seen: set[str] = set()
+        configurable = {**config.get("configurable", {}), SINK_KEY: _Sink(publish)}
+        config = {**config, "configurable": configurable}
         interrupted = False
-        async for item in graph.astream(graph_input, config, stream_mode=["messages", "updates"]):
-            mode, payload = cast(tuple[str, Any], item)
-            if mode == "messages":
-                chunk = payload[0]
-                if not isinstance(chunk, AIMessageChunk):
-                    continue
-                message_id = chunk.id or run_id
-                if message_id not in seen:
-                    seen.add(message_id)
-                    await publish(
-                        MessageUpsert(message=chunk_start(chunk, message_id), streaming=True)
-                    )
-                elif isinstance(chunk.content, str) and chunk.content:
-                    await publish(MessageDelta(id=message_id, delta=chunk.content))
-                continue
-            for node, update in payload.items():
+        async for update in graph.astream(graph_input, config, stream_mode="updates"):
+            for node, values in cast(dict[str, Any], update).items():
                 if node == "__interrupt__":
                     interrupted = True
                     continue
-                if node.startswith("__") or not isinstance(update, dict):
+                if node.startswith("__") or not isinstance(values, dict):
                     continue
-                produced: list[BaseMessage] = update.get("messages") or []
+                produced: list[BaseMessage] = values.get("messages") or []
                 for done in produced:
-                    if done.id:
-                        seen.add(done.id)
                     await publish(MessageUpsert(message=message_to_dict(done)))
         return interrupted
 

@@ -43,6 +43,7 @@ UPDATE run SET status = 'running', lease_owner = %(owner)s, claim_token = gen_ra
        started_at = coalesce(run.started_at, now()), updated_at = now()
   FROM next WHERE run.run_id = next.run_id
 RETURNING {_RUN_COLUMNS},
+          run.started_at = now() AS fresh,
           (SELECT config FROM assistant a WHERE a.assistant_id = run.assistant_id)
               AS assistant_config
 """
@@ -102,6 +103,8 @@ class Claim:
     run: Run
     token: uuid.UUID
     assistant_config: dict[str, Any] | None
+    # The run's first execution: nothing of it was published or checkpointed before.
+    fresh: bool = False
 
     @property
     def run_id(self) -> uuid.UUID:
@@ -138,9 +141,12 @@ class RunQueue:
         claims = []
         for row in rows:
             config = row.pop("assistant_config")
+            fresh = bool(row.pop("fresh"))
             run = Run.model_validate(row)
             assert run.claim_token is not None
-            claims.append(Claim(run=run, token=run.claim_token, assistant_config=config))
+            claims.append(
+                Claim(run=run, token=run.claim_token, assistant_config=config, fresh=fresh)
+            )
         return claims
 
     async def heartbeat(self, held: dict[uuid.UUID, uuid.UUID]) -> Renewal:

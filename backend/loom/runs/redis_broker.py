@@ -3,8 +3,9 @@
 Each run's log is one stream, ``loom:run:<id>``. An entry holds a batch of events and its id
 is ``0-<seq of the batch's last event>``, so ids grow with the run's sequence numbers and a
 reader resumes with ``XREAD`` from ``0-<last seq seen>``. Publishing is batched: the first
-event after a quiet spell goes out at once, later ones at most every ``flush_interval``, in
-one ``XADD`` (the stream is capped at ``max_entries``). A log expires ``ttl_after_end``
+event after a quiet spell, a message's first token and the end go out at once, the rest at
+most every ``flush_interval`` (50 ms), in one ``XADD`` (the stream is capped at
+``max_entries``). A log expires ``ttl_after_end``
 seconds after its ``end`` (and, as a safety net, ``ttl_idle`` after its last write).
 
 Runs executing in this process are also followed from memory (:class:`LocalLogs`), so the
@@ -27,7 +28,15 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from loom.runs.broker import LocalLogs
-from loom.runs.events import EndEvent, Envelope, RunEvent, dump_batch, load_batch
+from loom.runs.events import (
+    EndEvent,
+    Envelope,
+    ErrorEvent,
+    MessageUpsert,
+    RunEvent,
+    dump_batch,
+    load_batch,
+)
 
 log = logging.getLogger("loom.runs.redis")
 
@@ -82,6 +91,8 @@ class RedisPublisher:
         self._last_flush = 0.0
         self._closed = False
         self._ended = False
+        self._urgent = False
+        self._kick = asyncio.Event()
 
     @property
     def last_seq(self) -> int:
@@ -110,6 +121,14 @@ class RedisPublisher:
         self._seq = last
         return last
 
+    async def open(self) -> int:
+        return self._seq if self._seq is not None else await self._start()
+
+    def open_empty(self) -> None:
+        # Nothing to read and nobody to fence off: the first append takes the owner key.
+        if self._seq is None and self._previous is None:
+            self._seq = self._log.last_seq
+
     async def publish(self, event: RunEvent) -> int:
         last = self._seq if self._seq is not None else await self._start()
         if self._generation != self._log.generation or self._fenced:
@@ -120,6 +139,11 @@ class RedisPublisher:
         self._buffer.append(envelope)
         if isinstance(event, EndEvent):
             self._ended = True
+        if isinstance(event, EndEvent | ErrorEvent) or (
+            isinstance(event, MessageUpsert) and event.streaming
+        ):
+            self._urgent = True  # a first token or the end: out at once, not in a batch
+            self._kick.set()
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop())
         elif len(self._buffer) >= self._broker.max_buffer:
@@ -131,8 +155,12 @@ class RedisPublisher:
         delay = 0.0
         while self._buffer:
             wait = self._last_flush + broker.flush_interval - time.monotonic()
-            if wait > 0 and not self._closed:
-                await asyncio.sleep(wait)
+            if wait > 0 and not self._closed and not self._urgent:
+                self._kick.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._kick.wait()
+            self._urgent = False
             batch, self._buffer = self._buffer, []
             try:
                 ttl = broker.ttl_after_end if self._ended else broker.ttl_idle
@@ -203,7 +231,7 @@ class RedisBroker:
         prefix: str = "loom:",
         ttl_after_end: float = 600.0,
         ttl_idle: float = 86400.0,
-        flush_interval: float = 0.02,
+        flush_interval: float = 0.05,
         max_entries: int = 20000,
         max_buffer: int = 2000,
         close_timeout: float = 10.0,

@@ -48,6 +48,8 @@ log = logging.getLogger("loom.runs")
 _IDENTITY_KEYS = frozenset({"thread_id", "assistant_id", "user_id", "run_id", "checkpoint_ns"})
 MAX_RECURSION_LIMIT = 200
 STOP_WAIT_SECONDS = 5.0
+# How long a stream whose run has ended in Postgres waits for the run's own end event.
+END_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,12 @@ class RunService:
         if worker is not None and reserved:
             if run.status == "running" and run.claim_token is not None:
                 worker.adopt(
-                    Claim(run=run, token=run.claim_token, assistant_config=assistant.config)
+                    Claim(
+                        run=run,
+                        token=run.claim_token,
+                        assistant_config=assistant.config,
+                        fresh=True,
+                    )
                 )
             else:
                 worker.release()
@@ -272,9 +279,13 @@ class RunService:
         """The run's events after ``after`` until ``end``; an empty batch is a heartbeat.
 
         When the log goes quiet and the run has ended in Postgres (its log was lost, or its
-        worker died and the run was settled elsewhere), the stream is ended from the row.
+        worker died and the run was settled elsewhere), the stream is ended from the row,
+        after a grace period: a worker records the outcome first and publishes the end just
+        after, and that end (with its real error) is what a client should get.
         """
         seen = after
+        loop = asyncio.get_running_loop()
+        ended_at: float | None = None
         async for batch in self._broker.subscribe(str(run_id), seen, heartbeat):
             if batch:
                 seen = batch[-1].seq
@@ -287,6 +298,11 @@ class RunService:
             with contextlib.suppress(Exception):
                 row = await self._runs.status(run_id)
             if row is not None and row[0] not in TERMINAL:
+                ended_at = None
+                continue
+            if ended_at is None:
+                ended_at = loop.time()
+            if loop.time() - ended_at < END_GRACE_SECONDS:
                 continue
             rest = [e for e in await self._broker.read(str(run_id), seen) if e.seq > seen]
             if rest and isinstance(rest[-1].event, EndEvent):

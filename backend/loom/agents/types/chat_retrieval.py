@@ -54,6 +54,7 @@ def build(parts: GraphParts) -> CompiledGraph:
                 [HumanMessage(content=REWRITE_PROMPT.format(conversation=conversation))],
                 quiet,
                 parts.max_retries,
+                stream=False,
             )
             question = str(rewritten.content).strip() or question
         chunks = await parts.retriever(question) if parts.retriever else []
