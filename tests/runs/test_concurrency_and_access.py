@@ -151,10 +151,14 @@ def test_cancel_a_running_run(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
     assert events[-2].data == {"status_code": 499, "message": "The run was cancelled"}
     streamed = [e.data[-1]["content"] for e in events if e.event == "data"]
     assert streamed[-1] != SLOW_TEXT  # it really was cut short
-    # no partial AI message in the thread: only the input
-    assert [(m["type"], m["content"]) for m in messages(client, thread_id)] == [
-        ("human", "long one")
+    # the reply so far stays in the thread, marked stopped (the stream's last data shows it)
+    kept = messages(client, thread_id)
+    assert [(m["type"], m["content"]) for m in kept] == [
+        ("human", "long one"),
+        ("ai", streamed[-1]),
     ]
+    assert kept[-1]["response_metadata"]["loom_status"] == "stopped"
+    assert [e.data for e in events if e.event == "data"][-1][-1] == kept[-1]
     # cancelling again is harmless
     r = other.post(f"/runs/{stream.run_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
@@ -165,6 +169,7 @@ def test_cancel_a_running_run(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
     assert "error" not in stream2.names
     assert [m["content"] for m in messages(client, thread_id)] == [
         "long one",
+        streamed[-1],
         "again",
         "After the cancel.",
     ]
@@ -185,7 +190,10 @@ def test_cancel_a_background_run(loom: LoomServer, fake_llm: FakeOpenAI) -> None
     assert reply.requests
     r = client.post(f"/runs/{run_id}/cancel")
     assert r.json()["status"] == "cancelled"
-    assert [m["type"] for m in messages(client, thread_id)] == ["human"]
+    kept = messages(client, thread_id)
+    assert kept[0]["type"] == "human"
+    # whatever the model had said when it was stopped stays, marked
+    assert all(m["response_metadata"]["loom_status"] == "stopped" for m in kept[1:])
 
 
 def test_client_disconnect_does_not_stop_the_run(loom: LoomServer, fake_llm: FakeOpenAI) -> None:

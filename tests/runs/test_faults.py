@@ -15,7 +15,7 @@ import requests
 
 from tests.conftest import LoomServer, make_settings, start_loom
 from tests.fakes.openai_server import FakeOpenAI, tokenize
-from tests.runs.helpers import messages, new_thread, run_body, state
+from tests.runs.helpers import history, messages, new_thread, run_body, state
 from tests.runs.sse_client import Stream, check_shape, stream_run
 
 TEXT = "One two three four five six seven eight."
@@ -64,8 +64,10 @@ def _check_failed(
     before: list[dict[str, Any]],
     status_code: int,
     message: str,
+    partial: str = "",
 ) -> None:
-    """One error event then end; the run recorded as failed; only the human input kept."""
+    """One error event then end; the run recorded as failed; the human input kept, and the
+    reply's text so far (if any), marked failed."""
     check_shape(stream)
     assert stream.names[-2:] == ["error", "end"]
     assert stream.errors == [{"status_code": status_code, "message": message}]
@@ -74,7 +76,13 @@ def _check_failed(
     assert (run["status"], run["error"]) == ("error", message)
     after = messages(client, thread_id)
     assert after[: len(before)] == before
-    assert [(m["type"], m["content"]) for m in after[len(before) :]] == [("human", "go")]
+    expected = [("human", "go")] + ([("ai", partial)] if partial else [])
+    assert [(m["type"], m["content"]) for m in after[len(before) :]] == expected
+    if partial:
+        kept = after[-1]
+        assert kept["response_metadata"]["loom_status"] == "failed"
+        # the stream's last data event shows the same message, marked, as the state does
+        assert stream.data[-1][-1] == kept
     streamed_ids = {m["id"] for event in stream.data for m in event}
     assert {m["id"] for m in after} <= streamed_ids | {m["id"] for m in before}
 
@@ -193,12 +201,17 @@ def test_cut_mid_stream(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
     fake_llm.reply(text="not used")  # a failure after the first token is never retried
 
     stream = stream_run(client, run_body(thread_id, "go"))
-    assert _ai_contents(stream) == _prefixes(TEXT, 3)
+    streamed = _prefixes(TEXT, 3)
+    assert _ai_contents(stream) == [*streamed, streamed[-1]]  # then once more, marked
     _check_failed(
-        client, thread_id, stream, before, 502, "The connection to the model provider failed"
+        client,
+        thread_id,
+        stream,
+        before,
+        502,
+        "The connection to the model provider failed",
+        partial=streamed[-1],
     )
-    partial_id = stream.data[-1][-1]["id"]
-    assert partial_id not in {m["id"] for m in messages(client, thread_id)}
     assert fake_llm.pending == 1
     fake_llm.reset()
     _thread_still_works(client, fake_llm, thread_id)
@@ -210,9 +223,16 @@ def test_malformed_chunk(loom: LoomServer, fake_llm: FakeOpenAI, after_tokens: i
     thread_id, before = _fresh(client, fake_llm)
     fake_llm.fault("bad_json", after_tokens=after_tokens, text=TEXT)
     stream = stream_run(client, run_body(thread_id, "go"))
-    assert _ai_contents(stream) == _prefixes(TEXT, after_tokens)
+    streamed = _prefixes(TEXT, after_tokens)
+    assert _ai_contents(stream) == [*streamed, *streamed[-1:]]
     _check_failed(
-        client, thread_id, stream, before, 502, "The model provider sent a malformed response"
+        client,
+        thread_id,
+        stream,
+        before,
+        502,
+        "The model provider sent a malformed response",
+        partial=streamed[-1] if streamed else "",
     )
     _thread_still_works(client, fake_llm, thread_id)
 
@@ -222,9 +242,16 @@ def test_stall_after_first_token_times_out(quick: LoomServer, fake_llm: FakeOpen
     thread_id, before = _fresh(client, fake_llm)
     fake_llm.fault("stall", after_tokens=2, text=TEXT)
     stream = stream_run(client, run_body(thread_id, "go"))
-    assert _ai_contents(stream) == _prefixes(TEXT, 2)
+    streamed = _prefixes(TEXT, 2)
+    assert _ai_contents(stream) == [*streamed, streamed[-1]]
     _check_failed(
-        client, thread_id, stream, before, 504, "The model provider did not answer in time"
+        client,
+        thread_id,
+        stream,
+        before,
+        504,
+        "The model provider did not answer in time",
+        partial=streamed[-1],
     )
     # While the model was silent (a whole second) the stream carried heartbeat comments,
     # which SSE clients (and the guide's line filter) skip.
@@ -246,10 +273,11 @@ def test_stall_before_first_token_is_not_retried(quick: LoomServer, fake_llm: Fa
 
 
 def test_failed_run_can_be_retried_with_null_input(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
-    """A failed model call leaves the thread waiting on that step: ``input: null`` retries it."""
+    """A model call that failed before its first token leaves the thread waiting on that
+    step: ``input: null`` retries it."""
     client = loom.client("alice")
     thread_id, before = _fresh(client, fake_llm)
-    fake_llm.fault("cut", after_tokens=2, text=TEXT)
+    fake_llm.fail(400)  # not retried by Loom itself
     failed = stream_run(client, run_body(thread_id, "go"))
     assert failed.errors
     assert state(client, thread_id)["next"] == ["chatbot"]
@@ -266,3 +294,35 @@ def test_failed_run_can_be_retried_with_null_input(loom: LoomServer, fake_llm: F
     ]
     [request] = reply.requests
     assert request["messages"][-1] == {"role": "user", "content": "go"}
+
+
+def test_a_reply_cut_short_is_retried_by_forking_before_it(
+    loom: LoomServer, fake_llm: FakeOpenAI
+) -> None:
+    """A failed reply with text is kept (marked failed) as the model's output, so the thread
+    is not waiting on a step any more; retrying means a run from the checkpoint before it."""
+    client = loom.client("alice")
+    thread_id, before = _fresh(client, fake_llm)
+    fake_llm.fault("cut", after_tokens=2, text=TEXT)
+    failed = stream_run(client, run_body(thread_id, "go"))
+    assert failed.errors
+    current = state(client, thread_id)
+    assert current["next"] == []
+    assert current["values"][-1]["response_metadata"]["loom_status"] == "failed"
+    [head, waiting, *_] = history(client, thread_id)
+    assert head["next"] == [] and waiting["next"] == ["chatbot"]
+    fake_llm.reply(text="The whole answer.")
+    retry = stream_run(
+        client,
+        {
+            "thread_id": thread_id,
+            "input": None,
+            "config": {"configurable": {"checkpoint_id": waiting["checkpoint_id"]}},
+        },
+    )
+    check_shape(retry)
+    assert "error" not in retry.names
+    assert [(m["type"], m["content"]) for m in messages(client, thread_id)[len(before) :]] == [
+        ("human", "go"),
+        ("ai", "The whole answer."),
+    ]

@@ -188,7 +188,7 @@ def test_cancel_through_the_other_api(cluster: LoomCluster, fake_llm: FakeOpenAI
     events = stream.rest()
     assert [e.event for e in events[-2:]] == ["error", "end"]
     assert events[-2].data == {"status_code": 499, "message": "The run was cancelled"}
-    assert _thread(a, thread_id) == [("human", "stop me")]
+    assert _thread(a, thread_id) == [("human", "stop me"), ("ai", _text(events))]
 
 
 def test_background_runs_spread_over_both_workers(

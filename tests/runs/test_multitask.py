@@ -87,11 +87,15 @@ def test_interrupt_stops_the_current_run_and_continues_from_its_progress(
     assert old_events[-1].event == "end"
     assert client.get(f"/runs/{old.run_id}").json()["status"] == "interrupted"
     assert client.get(f"/runs/{new.run_id}").json()["status"] == "success"
-    # The interrupted run kept its progress (its input); its half reply was never stored.
+    # The interrupted run kept its progress: its input, and its reply so far, marked stopped.
+    streamed = [e.data for e in old_events if e.event == "data"][-1][-1]
+    assert streamed["response_metadata"]["loom_status"] == "stopped"
+    assert SLOW.startswith(streamed["content"]) and streamed["content"] != SLOW
     assert _contents(client, thread_id) == [
         "earlier",
         "Earlier answer.",
         "long",
+        streamed["content"],
         "instead",
         "Taking the new question.",
     ]
@@ -149,9 +153,10 @@ def test_interrupt_and_rollback_cancel_queued_runs(loom: LoomServer, fake_llm: F
     queued = r.json()["run_id"]
     new = stream_run(client, _with(run_body(thread_id, "now"), multitask_strategy="interrupt"))
     check_shape(new)
-    old.rest()
+    old_events = old.rest()
     assert client.get(f"/runs/{queued}").json()["status"] == "cancelled"
-    assert _contents(client, thread_id) == ["busy", "now", "Now."]
+    partial = [e.data for e in old_events if e.event == "data"][-1][-1]["content"]
+    assert _contents(client, thread_id) == ["busy", partial, "now", "Now."]
 
 
 def test_on_disconnect_cancel_stops_the_run(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
@@ -164,7 +169,10 @@ def test_on_disconnect_cancel_stops_the_run(loom: LoomServer, fake_llm: FakeOpen
     run = wait_run(client, stream.run_id)
     assert run["status"] == "cancelled"
     assert run["on_disconnect"] == "cancel"
-    assert [m["type"] for m in messages(client, thread_id)] == ["human"]
+    kept = messages(client, thread_id)
+    assert [m["type"] for m in kept] == ["human", "ai"]  # the reply so far, marked stopped
+    assert kept[1]["response_metadata"]["loom_status"] == "stopped"
+    assert SLOW.startswith(kept[1]["content"]) and kept[1]["content"] != SLOW
 
 
 def test_on_disconnect_continue_is_the_default(loom: LoomServer, fake_llm: FakeOpenAI) -> None:

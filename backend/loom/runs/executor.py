@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from langchain_core.messages import BaseMessage, messages_from_dict
+from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -61,6 +61,15 @@ class RunControl:
 
 
 @dataclass(frozen=True)
+class _Kept:
+    """What recording a partial reply needs: the graph, its update node, the run's config."""
+
+    graph: Any
+    update_node: Callable[[Sequence[BaseMessage]], str]
+    config: RunnableConfig
+
+
+@dataclass(frozen=True)
 class Outcome:
     status: RunStatus | None  # None: nothing was written (the lease was lost or handed back)
     more: bool  # the thread has queued runs waiting for this one
@@ -97,22 +106,38 @@ def run_config(run: Run, checkpoint_id: str | None) -> RunnableConfig:
 class _Sink:
     """A run's token sink: model text straight into its event log."""
 
-    __slots__ = ("_publish", "_started")
+    __slots__ = ("_open", "_publish")
 
     def __init__(self, publish: Callable[[RunEvent], Awaitable[int]]) -> None:
         self._publish = publish
-        self._started: set[str] = set()
+        # Messages streamed and not yet completed, with their text so far (kept if the run
+        # stops before they are).
+        self._open: dict[str, list[str]] = {}
 
     async def text(self, message_id: str, delta: str) -> None:
-        if message_id in self._started:
+        texts = self._open.get(message_id)
+        if texts is not None:
             if delta:
+                texts.append(delta)
                 await self._publish(MessageDelta(id=message_id, delta=delta))
             return
-        self._started.add(message_id)
+        self._open[message_id] = [delta] if delta else []
         await self._publish(MessageUpsert(message=message_start(message_id, delta), streaming=True))
         # Let the streams (and a broker's writer) send the first token now: a model answering
         # in a burst would otherwise hold it until the whole burst is parsed.
         await asyncio.sleep(0)
+
+    def done(self, message_id: str | None) -> None:
+        if message_id is not None:
+            self._open.pop(message_id, None)
+
+    def partial(self) -> tuple[str, str] | None:
+        """(id, text) of a reply streamed and never completed, if it has any text."""
+        for message_id, texts in reversed(self._open.items()):
+            text = "".join(texts)
+            if text.strip():
+                return message_id, text
+        return None
 
 
 class RunExecutor:
@@ -134,6 +159,8 @@ class RunExecutor:
         publish = publisher.publish
         status: RunStatus = "error"
         error: tuple[str, str] | None = None
+        sink = _Sink(publish)
+        kept: _Kept | None = None
         try:
             # Not only when ``attempt > 1``: a run handed back by a draining worker does not
             # count the attempt, yet its log may hold a message that attempt left half-written.
@@ -143,10 +170,11 @@ class RunExecutor:
             elif await publisher.open():
                 for message_id in partial_messages(await self._broker.read(run_id)):
                     await publish(MessageRemove(id=message_id))
-            graph, _ = self._factory.graph(
+            graph, resolved = self._factory.graph(
                 with_overrides(claim.assistant_config or FALLBACK_CONFIG, run.overrides)
             )
             graph_input, config = await self._start(run, claim.fresh)
+            kept = _Kept(graph, resolved.agent_type.update_node, config)
             if graph_input is not None:
                 for message in graph_input["messages"]:
                     await publish(MessageUpsert(message=message_to_dict(message)))
@@ -155,7 +183,7 @@ class RunExecutor:
                 # later attempt of a run that had finished) there is nothing to do.
                 status = "success"
                 return await self._settle(claim, publisher, control, status, None)
-            interrupted = await self._stream(graph, graph_input, config, run_id, publisher)
+            interrupted = await self._stream(graph, graph_input, config, publisher, sink)
             status = "interrupted" if interrupted else "success"
         except asyncio.CancelledError:
             reason = control.reason or "cancel"
@@ -166,6 +194,7 @@ class RunExecutor:
                 return await self._hand_back(claim, publisher)
             if reason == "interrupt":
                 status = "interrupted"
+                await self._keep_partial(kept, sink, publisher, "stopped")
             else:
                 status = "cancelled"
                 message = {
@@ -174,6 +203,8 @@ class RunExecutor:
                     "rollback": "The run was rolled back: a newer run replaced it",
                 }[reason]
                 error = ("cancelled", message)
+                if reason != "rollback":  # a rolled-back run leaves nothing behind
+                    await self._keep_partial(kept, sink, publisher, "stopped")
         except LeaseLost:
             # Another worker may own the run now: write nothing about it.
             log.warning("run %s: lease lost, checkpoint write refused; stopping", run_id)
@@ -184,7 +215,35 @@ class RunExecutor:
             if code == "internal":
                 log.exception("run %s failed", run_id)
             error = (code, message)
+            await self._keep_partial(kept, sink, publisher, "failed")
         return await self._settle(claim, publisher, control, status, error)
+
+    async def _keep_partial(
+        self, kept: _Kept | None, sink: _Sink, publisher: Publisher, how: str
+    ) -> None:
+        """A reply cut short stays in the thread, marked (``response_metadata.loom_status``
+        is ``stopped`` or ``failed``): recorded as the model node's output, then published
+        whole, so every protocol and the thread's state show the same message."""
+        partial = sink.partial()
+        if kept is None or partial is None:
+            return
+        message_id, text = partial
+        message = AIMessage(
+            content=text,
+            id=message_id,
+            response_metadata={"finish_reason": how, "loom_status": how},
+        )
+        try:
+            await asyncio.shield(
+                kept.graph.aupdate_state(
+                    kept.config, {"messages": [message]}, as_node=kept.update_node([message])
+                )
+            )
+        except Exception as exc:
+            log.warning("could not keep the partial reply %s (%r)", message_id, exc)
+            return
+        sink.done(message_id)
+        await _quietly(publisher.publish(MessageUpsert(message=message_to_dict(message))))
 
     async def _start(self, run: Run, fresh: bool) -> tuple[dict[str, Any] | None, RunnableConfig]:
         """The graph input and config of this attempt."""
@@ -232,8 +291,8 @@ class RunExecutor:
         graph: Any,
         graph_input: dict[str, Any] | None,
         config: RunnableConfig,
-        run_id: str,
         publisher: Publisher,
+        sink: _Sink,
     ) -> bool:
         """Run the graph, publishing message events; ``True`` when it paused (interrupt).
 
@@ -242,7 +301,7 @@ class RunExecutor:
         reply, which replaces the streamed one).
         """
         publish = publisher.publish
-        configurable = {**config.get("configurable", {}), SINK_KEY: _Sink(publish)}
+        configurable = {**config.get("configurable", {}), SINK_KEY: sink}
         config = {**config, "configurable": configurable}
         interrupted = False
         async for update in graph.astream(graph_input, config, stream_mode="updates"):
@@ -254,6 +313,7 @@ class RunExecutor:
                     continue
                 produced: list[BaseMessage] = values.get("messages") or []
                 for done in produced:
+                    sink.done(done.id)
                     await publish(MessageUpsert(message=message_to_dict(done)))
         return interrupted
 

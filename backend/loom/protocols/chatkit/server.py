@@ -285,23 +285,14 @@ class LoomChatKitServer(ChatKitServer[ChatKitContext]):
     async def _after_disconnect(
         self, run: Run, thread: Thread, partials: dict[str, str], context: ChatKitContext
     ) -> None:
+        """A stream dropped before the end: stop the run if the thread's policy says so.
+
+        The reply so far is kept by the run itself (every protocol sees it, marked stopped).
+        """
         if context.on_disconnect != "cancel":
             return  # the run goes on; its reply lands in the thread
         try:
-            ended = await self._runs.stop(run)
-            if ended.status != "cancelled":
-                return  # it finished anyway: the whole reply is in the thread
-            kept = {mid: text for mid, text in partials.items() if text.strip()}
-            if not kept:
-                return
-            # The partial reply becomes the thread's last message, for both protocols.
-            await self._state.update_state(
-                thread, [{"type": "ai", "content": text, "id": mid} for mid, text in kept.items()]
-            )
-            now = datetime.now(UTC)
-            for mid, text in kept.items():
-                item = render.assistant_item(mid, text, str(thread.thread_id), now)
-                await self.loom_store.save_item(str(thread.thread_id), item, context)
+            await self._runs.stop(run)
         except LoomError as exc:
             log.info("could not keep the partial reply of run %s: %s", run.run_id, exc.message)
         except Exception:
