@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".loom")
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
+    # Off behind a connection pooler that cannot keep prepared statements (PgBouncer < 1.21
+    # in transaction mode).
+    db_prepared_statements: bool = True
     redis_url: str | None = None
     redis_prefix: str = "loom:"
     checkpoint_snapshot_frequency: int = Field(default=1000, ge=1)

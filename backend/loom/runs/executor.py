@@ -45,6 +45,9 @@ from loom.storage.runs import Run, RunStatus
 
 log = logging.getLogger("loom.runs")
 
+# Event-loop turns given to the first token of a reply before the rest of it is parsed.
+FIRST_TOKEN_TURNS = 3
+
 # Why a run's task was cancelled; decides what is written about it.
 StopReason = Literal["cancel", "disconnect", "interrupt", "rollback", "lease_lost", "hand_back"]
 
@@ -124,8 +127,10 @@ class _Sink:
         self._open[message_id] = [delta] if delta else []
         await self._publish(MessageUpsert(message=message_start(message_id, delta), streaming=True))
         # Let the streams (and a broker's writer) send the first token now: a model answering
-        # in a burst would otherwise hold it until the whole burst is parsed.
-        await asyncio.sleep(0)
+        # in a burst would otherwise hold it until the whole burst is parsed. A few turns of
+        # the loop: a writer may wait for its connection before it can send.
+        for _ in range(FIRST_TOKEN_TURNS):
+            await asyncio.sleep(0)
 
     def done(self, message_id: str | None) -> None:
         if message_id is not None:
