@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
@@ -489,12 +489,12 @@ async def test_redis_events_survive_serialization_exactly(clients: list[redis.Re
     decoded = load_batch(dump_batch(envelopes))
     assert decoded == envelopes
     assert [type(e.event) for e in decoded] == [type(e) for e in events]
-    assert [e.event.model_dump() for e in decoded] == [e.model_dump() for e in events]
+    assert [asdict(e.event) for e in decoded] == [asdict(e) for e in events]
     # ...and through Redis to another process, in one batch or several.
     await publish_all(broker, rid, events)
     for got in (await other.read(rid), await collect(other, rid)):
         assert got == envelopes
-        assert [e.event.model_dump() for e in got] == [e.model_dump() for e in events]
+        assert [asdict(e.event) for e in got] == [asdict(e) for e in events]
 
 
 @pytest.mark.redis

@@ -87,7 +87,12 @@ async def _sse_json(response: Any) -> AsyncIterator[dict[str, Any]]:
 async def _sse_chunks(response: Any) -> AsyncIterator[dict[str, Any]]:
     buffer = b""
     data: list[bytes] = []
+    done = False
     async for raw in response.iter_bytes():
+        if done:
+            # Read the body to its end (the chunked encoding's last chunk), so the HTTP
+            # connection goes back to the pool instead of being closed.
+            continue
         buffer += raw
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
@@ -101,7 +106,8 @@ async def _sse_chunks(response: Any) -> AsyncIterator[dict[str, Any]]:
             payload = b"\n".join(data)
             data = []
             if payload.startswith(b"[DONE]"):
-                return
+                done = True
+                break
             chunk = orjson.loads(payload)
             if isinstance(chunk, dict) and chunk.get("error"):
                 error = chunk["error"]

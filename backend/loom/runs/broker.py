@@ -233,7 +233,7 @@ class LocalPublisher:
         if self._generation != self._log.generation:
             return 0  # superseded by a later attempt
         seq = self._log.last_seq + 1
-        self._log.append(Envelope.model_construct(seq=seq, event=event))
+        self._log.append(Envelope(seq, event))
         return seq
 
     async def flush(self) -> None:

@@ -11,73 +11,81 @@ built from these by each protocol's writer.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
+
+# Events are slotted dataclasses rather than pydantic models: a run makes one per token, and
+# a dataclass costs a fraction of a model to build. pydantic still validates them wherever
+# they are read back from outside the process (``load_batch``).
 
 
-class MessageUpsert(BaseModel):
+@dataclass(slots=True)
+class MessageUpsert:
     """A whole message: insert it, or replace the message with the same id.
 
     ``streaming`` marks the first sight of a message the model is still writing (deltas
     follow); a message without it is complete.
     """
 
-    kind: Literal["upsert"] = "upsert"
     message: dict[str, Any]
     streaming: bool = False
+    kind: Literal["upsert"] = "upsert"
 
 
-class MessageDelta(BaseModel):
+@dataclass(slots=True)
+class MessageDelta:
     """Text appended to the content of the message with this id."""
 
-    kind: Literal["delta"] = "delta"
     id: str
     delta: str
+    kind: Literal["delta"] = "delta"
 
 
-class MessageRemove(BaseModel):
+@dataclass(slots=True)
+class MessageRemove:
     """Drop a message a previous attempt of the run streamed but never completed."""
 
-    kind: Literal["remove"] = "remove"
     id: str
+    kind: Literal["remove"] = "remove"
 
 
-class ErrorEvent(BaseModel):
+@dataclass(slots=True)
+class ErrorEvent:
     """The run failed or was stopped: a stable error code and a client-safe message."""
 
-    kind: Literal["error"] = "error"
     code: str
     message: str
+    kind: Literal["error"] = "error"
 
 
-class EndEvent(BaseModel):
-    kind: Literal["end"] = "end"
+@dataclass(slots=True)
+class EndEvent:
     status: str = "success"
+    kind: Literal["end"] = "end"
 
 
 RunEvent = MessageUpsert | MessageDelta | MessageRemove | ErrorEvent | EndEvent
 _ADAPTER: TypeAdapter[RunEvent] = TypeAdapter(Annotated[RunEvent, Field(discriminator="kind")])
 
 
-class Envelope(BaseModel):
+@dataclass(slots=True, frozen=True)
+class Envelope:
     """An event with its per-run sequence number."""
 
     seq: int
-    event: Annotated[RunEvent, Field(discriminator="kind")]
+    event: RunEvent = field(compare=True)
 
 
 def dump_batch(batch: list[Envelope]) -> bytes:
     """Serialize envelopes (for a broker that stores or forwards them)."""
-    return orjson.dumps([[e.seq, e.event.model_dump()] for e in batch])
+    return orjson.dumps([[e.seq, asdict(e.event)] for e in batch])
 
 
 def load_batch(data: bytes | str) -> list[Envelope]:
-    return [
-        Envelope.model_construct(seq=seq, event=_ADAPTER.validate_python(event))
-        for seq, event in orjson.loads(data)
-    ]
+    return [Envelope(seq, _ADAPTER.validate_python(event)) for seq, event in orjson.loads(data)]
 
 
 def partial_messages(log: list[Envelope]) -> list[str]:

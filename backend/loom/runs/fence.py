@@ -1,4 +1,4 @@
-"""Fencing a worker's checkpoint writes by its claim on the run.
+"""Fencing a worker's checkpoint writes by its claim on the run (and the saver that does it).
 
 A worker that lost a run's lease must not write the run's checkpoints any more: another worker
 may be executing the run from its last checkpoint. The worker revokes the claim token of every
@@ -14,10 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 CLAIM_KEY = "__loom_claim"
+INLINE_WRITES = 8  # a step's writes up to this many are serialised without a thread hop
 
 
 class LeaseLost(Exception):
@@ -65,4 +71,25 @@ class FencedSaver(AsyncPostgresSaver):
         task_path: str = "",
     ) -> None:
         self.fence.check(config)
-        await super().aput_writes(config, writes, task_id, task_path)
+        if len(writes) > INLINE_WRITES:
+            await super().aput_writes(config, writes, task_id, task_path)
+            return
+        # The stock method serialises the writes in a worker thread; a step's few writes
+        # (a message or two) serialise faster than the thread hop costs. Same queries, same
+        # rows (langgraph-checkpoint-postgres is pinned to the minor version this follows).
+        query = (
+            self.UPSERT_CHECKPOINT_WRITES_SQL
+            if all(w[0] in WRITES_IDX_MAP for w in writes)
+            else self.INSERT_CHECKPOINT_WRITES_SQL
+        )
+        configurable = config["configurable"]
+        params = self._dump_writes(
+            configurable["thread_id"],
+            configurable["checkpoint_ns"],
+            configurable["checkpoint_id"],
+            task_id,
+            task_path,
+            writes,
+        )
+        async with self._cursor(pipeline=True) as cur:
+            await cur.executemany(query, params)

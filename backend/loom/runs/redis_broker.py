@@ -134,7 +134,7 @@ class RedisPublisher:
         if self._generation != self._log.generation or self._fenced:
             return 0  # superseded by a later attempt (in this process, or another)
         seq = self._seq = last + 1
-        envelope = Envelope.model_construct(seq=seq, event=event)
+        envelope = Envelope(seq, event)
         self._log.append(envelope)
         self._buffer.append(envelope)
         if isinstance(event, EndEvent):

@@ -313,12 +313,8 @@ class RunService:
             next_seq = (rest[-1].seq if rest else seen) + 1
             if status in ("error", "cancelled"):
                 code = "cancelled" if status == "cancelled" else "run_lost"
-                tail.append(
-                    Envelope.model_construct(
-                        seq=next_seq, event=ErrorEvent(code=code, message=error or "")
-                    )
-                )
+                tail.append(Envelope(next_seq, ErrorEvent(code=code, message=error or "")))
                 next_seq += 1
-            tail.append(Envelope.model_construct(seq=next_seq, event=EndEvent(status=status)))
+            tail.append(Envelope(next_seq, EndEvent(status=status)))
             yield tail
             return

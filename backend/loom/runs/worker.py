@@ -187,8 +187,14 @@ class Worker:
             self._fence.revoke(held.claim.token)
         if control.settling:
             return
-        if control.reason is None or reason == "lease_lost":
+        first = control.reason is None
+        if first or reason == "lease_lost":
             control.reason = reason
+        if not first:
+            # Already stopping: a second cancel would interrupt the run's clean-up (keeping
+            # its partial reply, recording its outcome) and leave it leased. A lost lease
+            # needs nothing more: the fence refuses its writes.
+            return
         # Cancel on the loop's next turn, not now: a task cancelled before its first step
         # never runs its body, so nothing would be recorded (the run would stay leased, then
         # be swept and executed again). A task's first step is queued when it is created,
