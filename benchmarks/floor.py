@@ -7,12 +7,13 @@ import time
 import uuid
 from typing import Any
 
-from langchain_core.messages import AIMessageChunk, HumanMessage
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langchain_core.messages import HumanMessage
 
+from loom.agents.graphs import SINK_KEY
 from loom.agents.registry import AgentFactory, default_factory
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
+from loom.runs.fence import ClaimFence, FencedSaver
 from loom.settings import Settings
 
 CHATBOT = {"configurable": {"type": "chatbot"}}
@@ -23,23 +24,33 @@ async def _factory(db_url: str, llm_url: str) -> tuple[AgentFactory, Any]:
         database_url=db_url, openai_base_url=llm_url, openai_api_key="bench", db_pool_max=40
     )
     pool = await open_pool(db_url, settings)
-    saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+    saver = FencedSaver(pool, fence=ClaimFence())  # Loom's saver, as the server opens it
     async with pool.connection() as conn:
         await prepare_schema(conn, saver.setup)
     factory = default_factory(settings, saver)
     return factory, pool
 
 
+class _Collect:
+    """A token sink (what Loom's executor puts in a run's config) that keeps the text."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    async def text(self, message_id: str, delta: str) -> None:
+        self.parts.append(delta)
+
+
 async def _turn(graph: Any, thread: str, expect: str | None) -> None:
-    config = {"configurable": {"thread_id": thread}, "recursion_limit": 25}
-    text = ""
-    async for _mode, payload in graph.astream(
+    sink = _Collect()
+    config = {"configurable": {"thread_id": thread, SINK_KEY: sink}, "recursion_limit": 25}
+    async for _update in graph.astream(
         {"messages": [HumanMessage(content="hello", id=str(uuid.uuid4()))]},
         config,
-        stream_mode=["messages", "updates"],
+        stream_mode="updates",
     ):
-        if _mode == "messages" and isinstance(payload[0], AIMessageChunk):
-            text += str(payload[0].content)
+        pass
+    text = "".join(sink.parts)
     if expect is not None and text != expect:
         raise RuntimeError(f"reply mismatch: {text[:60]!r}")
 
