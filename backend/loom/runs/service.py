@@ -138,14 +138,14 @@ class RunService:
 
     async def create(self, user_id: str, request: RunRequest) -> Run:
         """Validate, record and start (or queue) a run; answers at once with its record."""
-        thread = await self._threads.get_own(user_id, request.thread_id)
-        if thread is None:
+        found = await self._threads.get_own_with_assistant(user_id, request.thread_id)
+        if found is None:
             raise NotFound("Thread not found")
+        thread, assistant = found
         if thread.assistant_id is None:
             raise InvalidInput("The thread has no assistant (it was deleted); choose another one")
         if request.assistant_id is not None and request.assistant_id != thread.assistant_id:
             raise InvalidInput("assistant_id does not match the thread's assistant")
-        assistant = await self._assistants.get_visible(user_id, thread.assistant_id)
         if assistant is None:
             raise InvalidInput("The thread's assistant is no longer available")
         try:

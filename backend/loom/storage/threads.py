@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from loom.db.types import Pool
+from loom.storage.assistants import Assistant
 from loom.storage.namespaces import namespace
 
 
@@ -111,3 +112,36 @@ class ThreadRepo:
                     "DELETE FROM document WHERE namespace = %s", (namespace("thread", thread_id),)
                 )
         return deleted
+
+    async def get_own_with_assistant(
+        self, user_id: str, thread_id: uuid.UUID
+    ) -> tuple[Thread, Assistant | None] | None:
+        """The caller's thread and its assistant (``None`` when that is neither the caller's
+        nor public), in one round trip: what starting a run reads first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT t.thread_id, t.assistant_id, t.name, t.user_id, t.metadata,"
+                " t.created_at, t.updated_at, a.name AS a_name, a.config AS a_config,"
+                " a.public AS a_public, a.user_id AS a_user_id, a.created_at AS a_created_at,"
+                " a.updated_at AS a_updated_at"
+                " FROM thread t LEFT JOIN assistant a ON a.assistant_id = t.assistant_id"
+                " AND (a.user_id = %s OR a.public)"
+                " WHERE t.thread_id = %s AND t.user_id = %s",
+                (user_id, thread_id, user_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        thread = Thread.model_validate(row)
+        if row["a_config"] is None:
+            return thread, None
+        assistant = Assistant(
+            assistant_id=row["assistant_id"],
+            name=row["a_name"],
+            config=row["a_config"],
+            public=row["a_public"],
+            user_id=row["a_user_id"],
+            created_at=row["a_created_at"],
+            updated_at=row["a_updated_at"],
+        )
+        return thread, assistant
