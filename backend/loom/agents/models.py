@@ -61,7 +61,7 @@ class _MessageDicts:
         entry = self._entries.get(key)
         if entry is not None and entry[0] is message:
             self._entries.move_to_end(key)
-            return dict(entry[1])
+            return entry[1]  # only ever serialised (an o-series rename is the same each time)
         if isinstance(message, AIMessage):
             converted = _convert_message_to_dict(_convert_from_v1_to_chat_completions(message))
         else:
@@ -69,7 +69,7 @@ class _MessageDicts:
         self._entries[key] = (message, converted)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
-        return dict(converted)
+        return converted
 
 
 class _PassThroughMessages:

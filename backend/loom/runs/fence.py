@@ -59,7 +59,7 @@ class DecodeCache(JsonPlusSerializer):
     so what is stored is byte for byte what the stock serializer writes.
     """
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024, min_size: int = 256) -> None:
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, min_size: int = 16) -> None:
         super().__init__()
         self._values: OrderedDict[bytes, Any] = OrderedDict()
         self._bytes = 0
