@@ -9,7 +9,15 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loom.api.deps import Assistants, CurrentUser, OwnThread, Threads, ThreadState
+from loom.api.deps import (
+    Assistants,
+    CurrentUser,
+    OwnThread,
+    RunRecords,
+    Search,
+    Threads,
+    ThreadState,
+)
 from loom.api.routing import SlashRouter
 from loom.errors import NotFound
 from loom.storage.threads import Thread
@@ -38,9 +46,11 @@ class ThreadOut(BaseModel):
     user_id: str
     updated_at: datetime
     metadata: dict[str, Any]
+    # GET /threads/{id} only: the pending or running run a client can follow (or stop).
+    active_run_id: str | None = None
 
     @classmethod
-    def of(cls, t: Thread) -> ThreadOut:
+    def of(cls, t: Thread, active_run_id: uuid.UUID | None = None) -> ThreadOut:
         return cls(
             thread_id=str(t.thread_id),
             assistant_id=str(t.assistant_id) if t.assistant_id else None,
@@ -48,7 +58,14 @@ class ThreadOut(BaseModel):
             user_id=t.user_id,
             updated_at=t.updated_at,
             metadata=t.metadata,
+            active_run_id=str(active_run_id) if active_run_id else None,
         )
+
+
+class BranchIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    checkpoint_id: str = Field(min_length=1, max_length=64)
 
 
 class StateIn(BaseModel):
@@ -72,14 +89,25 @@ async def create_thread(
     return ThreadOut.of(thread)
 
 
+SearchQuery = Annotated[
+    str | None,
+    Query(max_length=200, description="Only threads whose title or messages contain these words"),
+]
+
+
 @router.get("", response_model=list[ThreadOut])
-async def list_threads(user: CurrentUser, threads: Threads) -> list[ThreadOut]:
+async def list_threads(
+    user: CurrentUser, threads: Threads, search: Search, q: SearchQuery = None
+) -> list[ThreadOut]:
+    if q and q.strip():
+        return [ThreadOut.of(t) for t in await search.threads(user.user_id, q)]
     return [ThreadOut.of(t) for t in await threads.list_own(user.user_id)]
 
 
 @router.get("/{thread_id}", response_model=ThreadOut)
-async def get_thread(thread: OwnThread) -> ThreadOut:
-    return ThreadOut.of(thread)
+async def get_thread(thread: OwnThread, runs: RunRecords) -> ThreadOut:
+    active = await runs.active_ids(thread.thread_id)
+    return ThreadOut.of(thread, active[0] if active else None)
 
 
 @router.put("/{thread_id}", response_model=ThreadOut)
@@ -121,3 +149,18 @@ async def get_thread_history(
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
     return await state.history(thread, limit, before)
+
+
+@router.get("/{thread_id}/branches")
+async def get_thread_branches(thread: OwnThread, state: ThreadState) -> dict[str, Any]:
+    """Per message of the current branch: ``created_at``, ``fork_from`` (the checkpoint
+    before it) and, where the thread has other branches, ``siblings``."""
+    return await state.branches(thread)
+
+
+@router.post("/{thread_id}/branches")
+async def switch_thread_branch(
+    body: BranchIn, thread: OwnThread, state: ThreadState
+) -> dict[str, Any]:
+    """Make the branch ending at ``checkpoint_id`` the thread's current one; its state."""
+    return await state.switch_branch(thread, body.checkpoint_id)
