@@ -36,16 +36,22 @@ def _fork(client: Any, thread_id: str, checkpoint_id: str, text: str | None) -> 
     assert stream.errors == []
 
 
-def test_thread_names_its_active_run_and_a_page_can_rejoin_it(
+def test_a_thread_lists_its_active_run_and_a_page_can_rejoin_it(
     loom: LoomServer, fake_llm: FakeOpenAI
 ) -> None:
     client = loom.client("alice")
     _, thread_id = new_thread(client)
-    assert client.get(f"/threads/{thread_id}").json()["active_run_id"] is None
+
+    def active() -> list[str]:
+        r = client.get(f"/threads/{thread_id}/runs", params={"status": ["pending", "running"]})
+        assert r.status_code == 200, r.text
+        return [run["run_id"] for run in r.json()]
+
+    assert active() == []
     text = "one two three four five six seven eight nine ten"
     fake_llm.reply(text=text, token_delay=0.05)
     run = client.post("/runs", json=run_body(thread_id, "go")).json()
-    assert client.get(f"/threads/{thread_id}").json()["active_run_id"] == run["run_id"]
+    assert active() == [run["run_id"]]
     # A page that saw events up to some id reconnects after it and gets the rest only.
     first = read_stream(client.get(f"/runs/{run['run_id']}/stream", params={"format": "compact"}))
     check_shape(first)
@@ -59,8 +65,11 @@ def test_thread_names_its_active_run_and_a_page_can_rejoin_it(
     )
     assert [e.id for e in rest.events if e.event == "data"] == ids[2:]
     wait_run(client, run["run_id"])
-    assert client.get(f"/threads/{thread_id}").json()["active_run_id"] is None
-    assert client.get("/threads").json()[0]["active_run_id"] is None
+    assert active() == []
+    [done] = client.get(f"/threads/{thread_id}/runs").json()
+    assert (done["run_id"], done["status"]) == (run["run_id"], "success")
+    assert loom.client("bob").get(f"/threads/{thread_id}/runs").status_code == 404
+    assert client.get(f"/threads/{thread_id}/runs", params={"status": "nope"}).status_code == 422
 
 
 def test_regenerate_edit_and_switch_branches(loom: LoomServer, fake_llm: FakeOpenAI) -> None:

@@ -19,7 +19,9 @@ from loom.api.deps import (
     ThreadState,
 )
 from loom.api.routing import SlashRouter
+from loom.api.runs import RunOut
 from loom.errors import NotFound
+from loom.storage.runs import RunStatus
 from loom.storage.threads import Thread
 from loom.validation import storable
 
@@ -46,11 +48,9 @@ class ThreadOut(BaseModel):
     user_id: str
     updated_at: datetime
     metadata: dict[str, Any]
-    # GET /threads/{id} only: the pending or running run a client can follow (or stop).
-    active_run_id: str | None = None
 
     @classmethod
-    def of(cls, t: Thread, active_run_id: uuid.UUID | None = None) -> ThreadOut:
+    def of(cls, t: Thread) -> ThreadOut:
         return cls(
             thread_id=str(t.thread_id),
             assistant_id=str(t.assistant_id) if t.assistant_id else None,
@@ -58,7 +58,6 @@ class ThreadOut(BaseModel):
             user_id=t.user_id,
             updated_at=t.updated_at,
             metadata=t.metadata,
-            active_run_id=str(active_run_id) if active_run_id else None,
         )
 
 
@@ -105,9 +104,8 @@ async def list_threads(
 
 
 @router.get("/{thread_id}", response_model=ThreadOut)
-async def get_thread(thread: OwnThread, runs: RunRecords) -> ThreadOut:
-    active = await runs.active_ids(thread.thread_id)
-    return ThreadOut.of(thread, active[0] if active else None)
+async def get_thread(thread: OwnThread) -> ThreadOut:
+    return ThreadOut.of(thread)
 
 
 @router.put("/{thread_id}", response_model=ThreadOut)
@@ -164,3 +162,19 @@ async def switch_thread_branch(
 ) -> dict[str, Any]:
     """Make the branch ending at ``checkpoint_id`` the thread's current one; its state."""
     return await state.switch_branch(thread, body.checkpoint_id)
+
+
+@router.get("/{thread_id}/runs", response_model=list[RunOut])
+async def list_thread_runs(
+    thread: OwnThread,
+    runs: RunRecords,
+    status: Annotated[
+        list[RunStatus] | None,
+        Query(description="Only runs with these statuses (repeat it): pending, running, ..."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[RunOut]:
+    """The thread's runs, newest first; ``?status=pending&status=running`` finds the one in
+    progress (to follow with ``GET /runs/{id}/stream`` or stop)."""
+    found = await runs.list_for_thread(thread.thread_id, list(status) if status else None, limit)
+    return [RunOut.of(r) for r in found]
