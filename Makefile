@@ -8,30 +8,36 @@ PIP := $(BIN)/pip
 .PHONY: start dev test test-py test-ui lint typecheck bench ui clean
 
 $(BIN)/python:
+	@echo "==> Creating the Python environment in .venv"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
 # Reinstall when pyproject.toml changes.
 $(VENV)/.stamp-runtime: pyproject.toml | $(BIN)/python
+	@echo "==> Installing Loom's Python packages (the first time takes a minute or two)"
 	$(PIP) install --quiet -e .
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	@echo "==> Installing Loom's Python packages and the test tools"
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.stamp-runtime
 
 frontend/node_modules/.stamp: frontend/package.json frontend/package-lock.json
+	@echo "==> Installing the UI's packages (npm ci)"
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Rebuild the UI when any of its sources is newer than the build.
 UI_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/package.json -type f 2>/dev/null)
 frontend/dist/index.html: $(UI_SOURCES) frontend/node_modules/.stamp
+	@echo "==> Building the UI into frontend/dist"
 	cd frontend && npm run --silent build
 
 ui: frontend/dist/index.html
 
 start: $(VENV)/.stamp-runtime ui
+	@echo "==> Starting Loom (Ctrl+C stops it)"
 	$(BIN)/loom serve
 
 dev: $(VENV)/.stamp-runtime frontend/node_modules/.stamp
