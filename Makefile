@@ -58,7 +58,8 @@ CLUSTER_SUITES := tests/runs/test_guide_runs.py tests/runs/test_stream.py \
 	tests/runs/test_concurrency_and_access.py tests/runs/test_multitask.py \
 	tests/runs/test_faults.py tests/runs/test_agent_tools.py tests/runs/test_long_thread.py \
 	tests/retrieval/test_runs.py tests/retrieval/test_ingest.py \
-	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py
+	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py \
+	tests/api/test_chat_ui_support.py
 
 # The Python suite includes the browser tests (tests/e2e), which need the built UI.
 test-py: $(VENV)/.stamp-dev ui

@@ -285,8 +285,11 @@ export function Chat({ threadId, assistantId }: Props) {
         }
       }
       const aborted = controller.signal.aborted;
+      // Another thread may be on screen (and following its own run) by now: leave it alone.
+      const current = abortRef.current === controller || abortRef.current === null;
+      if (!current) return;
+      abortRef.current = null;
       if (threadRef.current === tid) flush();
-      if (abortRef.current === controller) abortRef.current = null;
       streamingRef.current = false;
       runIdRef.current = null;
       if (mountedRef.current) {
