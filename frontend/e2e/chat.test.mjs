@@ -97,6 +97,30 @@ describe('Loom chat, second pass', { skip }, () => {
     assert.equal(await page.title(), 'Tell me something long · Loom', 'the tab title follows the thread');
   });
 
+  it('a dropped connection reconnects by itself, with a quiet note, and loses nothing', STEP, async (t) => {
+    if (mode !== 'cookie' || needsFake) return t.skip('needs cookie mode and the scripted fake model');
+    const { page } = a;
+    const text = `Dropped check: ${words('net', 40)}. Back.`;
+    await fake.reply(text, 20);
+    // The stream of the next run breaks off after a few events (no `end`): a dropped connection.
+    await page.route(
+      '**/runs/stream?format=compact',
+      async (route) => {
+        const response = await route.fetch();
+        const events = (await response.text()).split('\n\n');
+        await route.fulfill({ status: 200, headers: response.headers(), body: `${events.slice(0, 5).join('\n\n')}\n\n` });
+      },
+      { times: 1 },
+    );
+    await sendMessage(page, 'Keep going while the line drops');
+    await page.getByTestId('reconnecting').waitFor({ timeout: 30_000 });
+    await shot(page, '20b-reconnecting-light');
+    await page.getByTestId('reconnecting').waitFor({ state: 'detached', timeout: 20_000 });
+    await waitForRunEnd(page);
+    assert.equal(await lastAiText(page), text);
+    await page.unrouteAll();
+  });
+
   it('a second tab follows the same run, and Stop in one stops it in both', STEP, async (t) => {
     if (mode !== 'cookie' || needsFake) return t.skip('needs cookie mode and the scripted fake model');
     const { page } = a;
