@@ -8,30 +8,36 @@ PIP := $(BIN)/pip
 .PHONY: start dev test test-py test-ui lint typecheck bench ui clean
 
 $(BIN)/python:
+	@echo "==> Creating the Python environment in .venv"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
 # Reinstall when pyproject.toml changes.
 $(VENV)/.stamp-runtime: pyproject.toml | $(BIN)/python
+	@echo "==> Installing Loom's Python packages (the first time takes a minute or two)"
 	$(PIP) install --quiet -e .
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	@echo "==> Installing Loom's Python packages and the test tools"
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.stamp-runtime
 
 frontend/node_modules/.stamp: frontend/package.json frontend/package-lock.json
+	@echo "==> Installing the UI's packages (npm ci)"
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Rebuild the UI when any of its sources is newer than the build.
 UI_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/package.json -type f 2>/dev/null)
 frontend/dist/index.html: $(UI_SOURCES) frontend/node_modules/.stamp
+	@echo "==> Building the UI into frontend/dist"
 	cd frontend && npm run --silent build
 
 ui: frontend/dist/index.html
 
 start: $(VENV)/.stamp-runtime ui
+	@echo "==> Starting Loom (Ctrl+C stops it)"
 	$(BIN)/loom serve
 
 dev: $(VENV)/.stamp-runtime frontend/node_modules/.stamp
@@ -52,7 +58,8 @@ CLUSTER_SUITES := tests/runs/test_guide_runs.py tests/runs/test_stream.py \
 	tests/runs/test_concurrency_and_access.py tests/runs/test_multitask.py \
 	tests/runs/test_faults.py tests/runs/test_agent_tools.py tests/runs/test_long_thread.py \
 	tests/retrieval/test_runs.py tests/retrieval/test_ingest.py \
-	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py
+	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py \
+	tests/api/test_chat_ui_support.py
 
 # The Python suite includes the browser tests (tests/e2e), which need the built UI.
 test-py: $(VENV)/.stamp-dev ui

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from loom.api import api_keys, assistants, ingest, runs, threads
+from loom.api import api_keys, assistants, files, ingest, runs, threads
 from loom.api.deps import AppState, CurrentUser, PoolDep
 from loom.api.errors import install_error_handlers
 from loom.auth import make_authenticator
@@ -167,7 +167,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     # Request bodies are limited per router (FastAPI's max_body_size), inside the middleware
     # that keeps the 413's body in Loom's error shape.
-    for router in (assistants.router, threads.router, runs.router, api_keys.router):
+    for router in (assistants.router, threads.router, files.router, runs.router, api_keys.router):
         app.include_router(router, max_body_size=settings.max_body_bytes)
     # Uploads have their own, larger limit (LOOM_INGEST_MAX_REQUEST_BYTES).
     app.include_router(ingest.router, max_body_size=settings.ingest_max_request_bytes)

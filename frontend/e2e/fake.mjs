@@ -58,6 +58,11 @@ export const fake = {
   /** Queue a slowly streamed text reply. */
   reply: (content, chunkDelayMs = 60) =>
     FAKE_URL ? enqueue([{ content, chunk_delay_ms: chunkDelayMs }]) : Promise.resolve(null),
+  /** Queue a reply that breaks off: `kind` "cut" closes the connection after `afterTokens` tokens. */
+  fault: (kind, afterTokens, text, chunkDelayMs = 30) =>
+    MOCK
+      ? enqueue([{ error: { status_code: 500, message: 'cut' } }])
+      : post('/_control/fault', { kind, after_tokens: afterTokens, text, token_delay: chunkDelayMs / 1000 }),
   /** Queue a reply that calls one tool, then a text reply for after the tool ran. */
   toolCallThenReply: (name, args, after) =>
     enqueue([{ tool_calls: [{ name, arguments: args }] }, { content: after, chunk_delay_ms: 10 }]),

@@ -114,7 +114,7 @@ describe('Loom web UI', { skip }, () => {
     const seen = await snapshots();
     const aiMessages = page.locator('[data-testid="message"][data-type="ai"]');
     await aiMessages.last().waitFor();
-    const final = (await aiMessages.last().textContent())?.trim() ?? '';
+    const final = (await aiMessages.last().getByTestId('message-content').textContent())?.trim() ?? '';
     assert.ok(final.length > 0, 'the reply has text');
     const partial = seen.filter((s) => s.length > 0 && s.length < final.length);
     assert.ok(
@@ -133,7 +133,7 @@ describe('Loom web UI', { skip }, () => {
     await page.locator('[data-testid="message"][data-type="human"]').filter({ hasText: 'Hello from the e2e test' }).waitFor();
     const ai = page.locator('[data-testid="message"][data-type="ai"]').last();
     await ai.waitFor();
-    const text = (await ai.textContent())?.trim() ?? '';
+    const text = (await ai.getByTestId('message-content').textContent())?.trim() ?? '';
     assert.equal(text, state.firstReply);
     assert.match(new URL(page.url()).pathname, new RegExp(`^/t/${state.threadId}$`));
   });

@@ -836,9 +836,9 @@ class FakeOpenAI:
     ) -> bool:
         """Script the fake over HTTP (for tests in another process, e.g. the browser tests).
 
-        ``POST /_control/reply``, ``/_control/when`` and ``/_control/fail`` take the keyword
-        arguments of :meth:`reply` / :meth:`when` / :meth:`fail` as JSON (``tool_calls`` as
-        ``[{"name", "args"}]``);
+        ``POST /_control/reply``, ``/_control/when``, ``/_control/fail`` and ``/_control/fault``
+        take the keyword arguments of :meth:`reply` / :meth:`when` / :meth:`fail` /
+        :meth:`fault` as JSON (``tool_calls`` as ``[{"name", "args"}]``);
         ``/_control/reset`` clears everything; ``/_control/requests`` answers the chat
         requests received so far.
         """
@@ -853,6 +853,8 @@ class FakeOpenAI:
                 self.when(tool_calls=calls or None, **body)
             elif verb == "fail":
                 self.fail(**body)
+            elif verb == "fault":
+                self.fault(tool_calls=calls or None, **body)
             elif verb == "reset":
                 self.reset()
             elif verb == "requests":

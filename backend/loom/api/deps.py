@@ -22,6 +22,7 @@ from loom.auth import Authenticator, User
 from loom.db.types import Pool
 from loom.errors import NotFound, ServiceUnavailable
 from loom.retrieval.ingest import IngestService
+from loom.runs.search import ThreadSearch
 from loom.runs.service import RunService
 from loom.runs.state import ThreadStateService
 from loom.runs.worker import Worker
@@ -98,6 +99,10 @@ async def _thread_state(state: State) -> ThreadStateService:
     return state.state
 
 
+async def _search(state: State) -> ThreadSearch:
+    return ThreadSearch(state.runtime.pool, state.runtime.threads, state.state)
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PoolDep = Annotated[Pool, Depends(_pool)]
 Assistants = Annotated[AssistantRepo, Depends(_assistants)]
@@ -108,6 +113,7 @@ Ingest = Annotated[IngestService, Depends(_ingest)]
 Runs = Annotated[RunService, Depends(_runs)]
 ApiKeys = Annotated[ApiKeyRepo, Depends(_api_keys)]
 ThreadState = Annotated[ThreadStateService, Depends(_thread_state)]
+Search = Annotated[ThreadSearch, Depends(_search)]
 
 
 async def current_user(request: Request, state: State) -> User:

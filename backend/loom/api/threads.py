@@ -9,9 +9,19 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loom.api.deps import Assistants, CurrentUser, OwnThread, Threads, ThreadState
+from loom.api.deps import (
+    Assistants,
+    CurrentUser,
+    OwnThread,
+    RunRecords,
+    Search,
+    Threads,
+    ThreadState,
+)
 from loom.api.routing import SlashRouter
+from loom.api.runs import RunOut
 from loom.errors import NotFound
+from loom.storage.runs import RunStatus
 from loom.storage.threads import Thread
 from loom.validation import storable
 
@@ -51,6 +61,12 @@ class ThreadOut(BaseModel):
         )
 
 
+class BranchIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    checkpoint_id: str = Field(min_length=1, max_length=64)
+
+
 class StateIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -72,8 +88,18 @@ async def create_thread(
     return ThreadOut.of(thread)
 
 
+SearchQuery = Annotated[
+    str | None,
+    Query(max_length=200, description="Only threads whose title or messages contain these words"),
+]
+
+
 @router.get("", response_model=list[ThreadOut])
-async def list_threads(user: CurrentUser, threads: Threads) -> list[ThreadOut]:
+async def list_threads(
+    user: CurrentUser, threads: Threads, search: Search, q: SearchQuery = None
+) -> list[ThreadOut]:
+    if q and q.strip():
+        return [ThreadOut.of(t) for t in await search.threads(user.user_id, q)]
     return [ThreadOut.of(t) for t in await threads.list_own(user.user_id)]
 
 
@@ -121,3 +147,34 @@ async def get_thread_history(
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
     return await state.history(thread, limit, before)
+
+
+@router.get("/{thread_id}/branches")
+async def get_thread_branches(thread: OwnThread, state: ThreadState) -> dict[str, Any]:
+    """Per message of the current branch: ``created_at``, ``fork_from`` (the checkpoint
+    before it) and, where the thread has other branches, ``siblings``."""
+    return await state.branches(thread)
+
+
+@router.post("/{thread_id}/branches")
+async def switch_thread_branch(
+    body: BranchIn, thread: OwnThread, state: ThreadState
+) -> dict[str, Any]:
+    """Make the branch ending at ``checkpoint_id`` the thread's current one; its state."""
+    return await state.switch_branch(thread, body.checkpoint_id)
+
+
+@router.get("/{thread_id}/runs", response_model=list[RunOut])
+async def list_thread_runs(
+    thread: OwnThread,
+    runs: RunRecords,
+    status: Annotated[
+        list[RunStatus] | None,
+        Query(description="Only runs with these statuses (repeat it): pending, running, ..."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[RunOut]:
+    """The thread's runs, newest first; ``?status=pending&status=running`` finds the one in
+    progress (to follow with ``GET /runs/{id}/stream`` or stop)."""
+    found = await runs.list_for_thread(thread.thread_id, list(status) if status else None, limit)
+    return [RunOut.of(r) for r in found]

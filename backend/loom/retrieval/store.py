@@ -161,6 +161,19 @@ class VectorStore:
             )
             return cur.rowcount
 
+    async def files(self, namespace: str) -> list[dict[str, Any]]:
+        """The files whose chunks ``namespace`` holds (by file name), oldest first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT metadata->>'filename' AS filename,"
+                " max(metadata->>'content_type') AS content_type, count(*) AS chunks,"
+                " min(created_at) AS created_at FROM document"
+                " WHERE namespace = %s AND metadata ? 'filename'"
+                " GROUP BY 1 ORDER BY min(created_at), 1",
+                (namespace,),
+            )
+            return [dict(row) for row in await cur.fetchall()]
+
     async def count(self, namespace: str) -> int:
         async with self._pool.connection() as conn:
             cur = await conn.execute(

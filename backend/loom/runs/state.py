@@ -18,7 +18,8 @@ from loom.agents.graphs import CompiledGraph
 from loom.agents.registry import AgentFactory, ResolvedAssistant
 from loom.agents.serialize import message_to_dict
 from loom.agents.state import messages_of, with_ids
-from loom.errors import Conflict, InvalidInput
+from loom.errors import Conflict, InvalidInput, NotFound
+from loom.runs import branches
 from loom.runs.executor import FALLBACK_CONFIG
 from loom.runs.service import RunService
 from loom.storage.assistants import AssistantRepo
@@ -148,6 +149,21 @@ class ThreadStateService:
                 }
             )
         return out
+
+    async def branches(self, thread: Thread) -> dict[str, Any]:
+        """Per message of the thread's head: its time, fork point and sibling branches."""
+        graph, _ = await self.graph(thread)
+        return await branches.tree(graph, str(thread.thread_id))
+
+    async def switch_branch(self, thread: Thread, checkpoint_id: str) -> dict[str, Any]:
+        """Make the branch ending at ``checkpoint_id`` the thread's head; its new state."""
+        if await self._runs.active_ids(thread.thread_id):
+            raise Conflict("This thread has a run in progress; its branch cannot change now")
+        graph, _ = await self.graph(thread)
+        if not await branches.switch(graph, str(thread.thread_id), checkpoint_id):
+            raise NotFound("Checkpoint not found")
+        await self._threads.touch(thread.thread_id)
+        return await self.get_state(thread)
 
     async def delete_thread(self, user_id: str, thread: Thread) -> None:
         """Delete a thread: stop its runs, then its row and documents, and its checkpoints."""

@@ -173,6 +173,19 @@ class RunRepo:
             )
             return [row["run_id"] for row in await cur.fetchall()]
 
+    async def list_for_thread(
+        self, thread_id: uuid.UUID, statuses: list[str] | None, limit: int
+    ) -> list[Run]:
+        """A thread's runs, newest first (only those in ``statuses`` when given)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM run WHERE thread_id = %s"
+                " AND (%s::text[] IS NULL OR status = ANY(%s::text[]))"
+                " ORDER BY created_at DESC, run_id LIMIT %s",
+                (thread_id, statuses, statuses, limit),
+            )
+            return [Run.model_validate(row) for row in await cur.fetchall()]
+
     async def cancel_pending(self, run_id: uuid.UUID, reason: str) -> bool:
         """pending -> cancelled; ``False`` when the run is no longer pending."""
         async with self._pool.connection() as conn:

@@ -3,9 +3,9 @@
 It only consumes the run's :class:`~loom.tools.base.Retriever` (built by ``loom.retrieval``
 for the assistant's and the thread's namespaces) and formats the chunks for the model as
 ``<document source="...">content</document>`` blocks. The tool message's ``artifact`` lists
-the passages returned, in order (``source``, ``score`` and the chunk's metadata: ``id``,
-``namespace``, ``filename``, ``chunk``, ``page``, and whatever the ingest added, such as a
-``file_id``), so a protocol can cite them.
+the passages returned, in order (``source``, ``score``, the passage's ``text`` and the
+chunk's metadata: ``id``, ``namespace``, ``filename``, ``chunk``, ``page``, and whatever the
+ingest added, such as a ``file_id``), so a protocol or the UI can cite them.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def format_chunks(chunks: list[RetrievedChunk]) -> str:
     return "\n\n".join(blocks)
 
 
-def _passage(chunk: RetrievedChunk) -> dict[str, Any]:
-    return {**chunk.metadata, "source": chunk.source, "score": chunk.score}
+def passage(chunk: RetrievedChunk) -> dict[str, Any]:
+    """One entry of a retrieval tool message's ``artifact``."""
+    return {**chunk.metadata, "source": chunk.source, "score": chunk.score, "text": chunk.content}
 
 
 def _build(ctx: ToolContext, config: RetrievalConfig) -> BaseTool:
@@ -62,7 +63,7 @@ def _build(ctx: ToolContext, config: RetrievalConfig) -> BaseTool:
         chunks = await retriever(query)
         if not chunks:
             return f"No passages in the uploaded documents match {query!r}.", []
-        return clip(format_chunks(chunks), 16_000), [_passage(c) for c in chunks]
+        return clip(format_chunks(chunks), 16_000), [passage(c) for c in chunks]
 
     return make_tool(
         name="retrieval",

@@ -5,9 +5,11 @@ import type {
   Assistant,
   AssistantInput,
   AuthModeInfo,
+  Branches,
   Message,
   RunRecord,
   RunRequest,
+  StoredFile,
   Thread,
   ThreadState,
 } from './types';
@@ -150,6 +152,9 @@ export const api = {
   deleteAssistant: (id: string) => request<unknown>('DELETE', `/assistants/${enc(id)}`),
 
   listThreads: () => request<Thread[]>('GET', '/threads'),
+  /** Threads whose title or messages contain the words of `q` (server-side search). */
+  searchThreads: (q: string, signal?: AbortSignal) =>
+    request<Thread[]>('GET', `/threads?q=${enc(q)}`, signal ? { signal } : {}),
   getThread: (id: string) => request<Thread>('GET', `/threads/${enc(id)}`),
   createThread: (input: { name: string; assistant_id: string }) =>
     request<Thread>('POST', '/threads', { body: input }),
@@ -159,6 +164,25 @@ export const api = {
   getThreadState: (id: string) => request<ThreadState>('GET', `/threads/${enc(id)}/state`),
   updateThreadState: (id: string, values: Message[]) =>
     request<unknown>('POST', `/threads/${enc(id)}/state`, { body: { values } }),
+
+  /** The thread's pending or running runs (newest first). */
+  activeRuns: (threadId: string) =>
+    request<RunRecord[]>(
+      'GET',
+      `/threads/${enc(threadId)}/runs?status=pending&status=running`,
+    ),
+  getBranches: (id: string) => request<Branches>('GET', `/threads/${enc(id)}/branches`),
+  /** Make the branch ending at `checkpointId` the thread's current one; its new state. */
+  switchBranch: (id: string, checkpointId: string) =>
+    request<ThreadState>('POST', `/threads/${enc(id)}/branches`, {
+      body: { checkpoint_id: checkpointId },
+    }),
+  threadFiles: (id: string) => request<StoredFile[]>('GET', `/threads/${enc(id)}/files`),
+  deleteThreadFile: (id: string, name: string) =>
+    request<unknown>('DELETE', `/threads/${enc(id)}/files/${enc(name)}`),
+  assistantFiles: (id: string) => request<StoredFile[]>('GET', `/assistants/${enc(id)}/files`),
+  deleteAssistantFile: (id: string, name: string) =>
+    request<unknown>('DELETE', `/assistants/${enc(id)}/files/${enc(name)}`),
 
   getConfigSchema: () => request<unknown>('GET', '/runs/config_schema'),
   createRun: (body: RunRequest) => request<RunRecord>('POST', '/runs', { body }),
@@ -170,17 +194,34 @@ export const api = {
    * thrown as ApiError before the first event.
    */
   async *streamRun(body: RunRequest, signal?: AbortSignal): AsyncGenerator<RunStreamEvent> {
-    const headers: Record<string, string> = {
-      Accept: 'text/event-stream',
-      'Content-Type': 'application/json',
-      ...authHeaders(),
-    };
+    yield* openStream('/runs/stream?format=compact', 'POST', body, undefined, signal);
+  },
+
+  /**
+   * Follow a run started elsewhere (another tab, a reload, a dropped connection): from its
+   * start, or after the event `lastEventId`. 404 when the run has ended and its log is gone.
+   */
+  async *joinRun(runId: string, lastEventId?: string, signal?: AbortSignal): AsyncGenerator<RunStreamEvent> {
+    yield* openStream(`/runs/${enc(runId)}/stream?format=compact`, 'GET', undefined, lastEventId, signal);
+  },
+};
+
+async function* openStream(
+  path: string,
+  method: 'GET' | 'POST',
+  body: unknown,
+  lastEventId: string | undefined,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<RunStreamEvent> {
+    const headers: Record<string, string> = { Accept: 'text/event-stream', ...authHeaders() };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (lastEventId) headers['Last-Event-ID'] = lastEventId;
     let res: Response;
     try {
-      res = await fetch('/runs/stream?format=compact', {
-        method: 'POST',
+      res = await fetch(path, {
+        method,
         headers,
-        body: JSON.stringify(body),
+        body: body === undefined ? undefined : JSON.stringify(body),
         signal,
         credentials: 'same-origin',
         cache: 'no-store',
@@ -196,5 +237,4 @@ export const api = {
     }
     if (!res.body) throw new ApiError(res.status, 'The server sent an empty stream.');
     yield* readRunEvents(res.body, signal);
-  },
-};
+}

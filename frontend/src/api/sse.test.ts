@@ -183,3 +183,19 @@ describe('run events', () => {
     expect(toRunEvent({ event: 'data', data: '{not json' })).toMatchObject({ type: 'other' });
   });
 });
+
+describe('event ids', () => {
+  it('carries each event’s id (to resume with Last-Event-ID)', async () => {
+    const body =
+      'event: metadata\nid: 0\ndata: {"run_id": "r1", "thread_id": "t1"}\n\n' +
+      'event: data\nid: 7\ndata: [{"id": "m1", "delta": "x"}]\n\n' +
+      'event: end\nid: 8\n\n';
+    const events = [];
+    for await (const ev of readRunEvents(streamOf([encoder.encode(body)]))) events.push(ev);
+    expect(events.map((e) => [e.type, e.id])).toEqual([
+      ['metadata', '0'],
+      ['data', '7'],
+      ['end', '8'],
+    ]);
+  });
+});

@@ -182,12 +182,16 @@ function abortError(): Error {
 /* Typed events of POST /runs/stream                                   */
 /* ------------------------------------------------------------------ */
 
-export type RunStreamEvent =
+export type RunStreamEvent = (
   | { type: 'metadata'; run_id: string | null; thread_id: string | null }
   | { type: 'data'; payload: unknown[] }
   | { type: 'error'; status_code: number | null; message: string }
   | { type: 'end' }
-  | { type: 'other'; event: string; data: string };
+  | { type: 'other'; event: string; data: string }
+) & {
+  /** The event's `id:` (the run's event sequence number): resume after it with Last-Event-ID. */
+  id?: string;
+};
 
 function parseJSON(data: string): unknown {
   if (data.trim() === '') return null;
@@ -239,10 +243,14 @@ export function toRunEvent(raw: SSEEvent): RunStreamEvent {
   }
 }
 
-/** Typed events of a run stream body. */
+/** Typed events of a run stream body, each with its `id` when it had one. */
 export async function* readRunEvents(
   body: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
 ): AsyncGenerator<RunStreamEvent> {
-  for await (const raw of readSSE(body, signal)) yield toRunEvent(raw);
+  for await (const raw of readSSE(body, signal)) {
+    const ev: RunStreamEvent = toRunEvent(raw);
+    if (raw.id !== undefined) ev.id = raw.id;
+    yield ev;
+  }
 }

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   applyPatches,
   contentText,
+  cutShort,
+  turnsByAnswer,
   mergeUnconfirmed,
   pendingToolCalls,
   stateMessages,
@@ -180,5 +182,35 @@ describe('chunk types', () => {
   it('reads AIMessageChunk as an AI message', () => {
     const list = applyPatches([], [{ id: 'c', type: 'AIMessageChunk', content: 'x' }]);
     expect(list[0]!.type).toBe('ai');
+  });
+});
+
+describe('turns, citations and cut replies', () => {
+  const passage = { filename: 'notes.txt', source: 'notes.txt', text: 'The cat is Biscuit.', page: null, score: 0.9 };
+  const thread: Message[] = [
+    { id: 'h1', type: 'human', content: 'cat?' },
+    { id: 'a1', type: 'ai', content: '', tool_calls: [{ id: 'c1', name: 'retrieval', args: { query: 'cat' } }] },
+    { id: 't1', type: 'tool', name: 'retrieval', tool_call_id: 'c1', content: '<document>…</document>', artifact: [passage] },
+    { id: 'a2', type: 'ai', content: 'Biscuit [1].' },
+    { id: 'h2', type: 'human', content: 'thanks' },
+    { id: 'a3', type: 'ai', content: 'You are welc', response_metadata: { loom_status: 'stopped' } },
+  ];
+
+  it('finds each turn’s answer, where a regenerated reply forks, and the passages it used', () => {
+    const turns = turnsByAnswer(thread);
+    expect([...turns.keys()]).toEqual(['a2', 'a3']);
+    expect(turns.get('a2')).toEqual({
+      firstReplyId: 'a1',
+      answerId: 'a2',
+      passages: [{ filename: 'notes.txt', text: 'The cat is Biscuit.', page: null, score: 0.9 }],
+    });
+    expect(turns.get('a3')!.firstReplyId).toBe('a3');
+    expect(turns.get('a3')!.passages).toEqual([]);
+  });
+
+  it('tells replies cut short', () => {
+    expect(cutShort(thread[5]!)).toBe('stopped');
+    expect(cutShort({ id: 'x', type: 'ai', content: 'a', response_metadata: { loom_status: 'failed' } })).toBe('failed');
+    expect(cutShort(thread[3]!)).toBeNull();
   });
 });

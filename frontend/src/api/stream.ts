@@ -250,3 +250,64 @@ export function toWire(msg: Message): Message {
   delete copy.pending;
   return copy;
 }
+
+/** A passage the retrieval tool returned (its tool message's `artifact`). */
+export interface Passage {
+  filename: string;
+  text: string;
+  page: number | null;
+  score: number | null;
+}
+
+function passagesOf(msg: Message): Passage[] {
+  if (msg.type !== 'tool' || msg.name !== 'retrieval' || !Array.isArray(msg.artifact)) return [];
+  return (msg.artifact as unknown[]).filter(isRecord).map((p) => ({
+    filename: String(p.filename ?? p.source ?? 'document'),
+    text: typeof p.text === 'string' ? p.text : '',
+    page: typeof p.page === 'number' ? p.page : null,
+    score: typeof p.score === 'number' ? p.score : null,
+  }));
+}
+
+/** One exchange: a human message and what followed it until the next one. */
+export interface Turn {
+  /** The id of the first message after the human one (where a regenerated reply forks). */
+  firstReplyId: string | null;
+  /** The reply the user reads: the last AI message of the turn with text (else the last AI). */
+  answerId: string | null;
+  /** Passages retrieved during the turn, in order (numbered citations of the answer). */
+  passages: Passage[];
+}
+
+/** The turns of a conversation, keyed by the id of each turn's answer. */
+export function turnsByAnswer(messages: readonly Message[]): Map<string, Turn> {
+  const out = new Map<string, Turn>();
+  let i = 0;
+  while (i < messages.length) {
+    if (messages[i]!.type !== 'human') {
+      i++;
+      continue;
+    }
+    let end = i + 1;
+    while (end < messages.length && messages[end]!.type !== 'human') end++;
+    const replies = messages.slice(i + 1, end);
+    const ais = replies.filter((m) => m.type === 'ai');
+    const withText = ais.filter((m) => contentText(m.content).trim() !== '');
+    const answer = withText[withText.length - 1] ?? ais[ais.length - 1];
+    if (answer) {
+      out.set(answer.id, {
+        firstReplyId: replies[0]?.id ?? null,
+        answerId: answer.id,
+        passages: replies.flatMap(passagesOf),
+      });
+    }
+    i = end;
+  }
+  return out;
+}
+
+/** `stopped` or `failed` when the reply was cut short (kept by the server, marked). */
+export function cutShort(msg: Message): 'stopped' | 'failed' | null {
+  const status = msg.response_metadata?.loom_status;
+  return status === 'stopped' || status === 'failed' ? status : null;
+}

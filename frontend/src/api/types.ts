@@ -74,6 +74,34 @@ export interface RunRecord {
   [key: string]: unknown;
 }
 
+/** `GET /threads/{id}/branches`: per message of the current branch. */
+export interface BranchSibling {
+  message_id: string;
+  /** The newest checkpoint of the branch holding that message (to switch to). */
+  checkpoint_id: string;
+}
+
+export interface MessageBranchInfo {
+  id: string;
+  created_at: string | null;
+  /** The checkpoint just before this message (fork from it to edit or regenerate it). */
+  fork_from: string | null;
+  /** Alternatives at this position, oldest first, this message included (when there are some). */
+  siblings?: BranchSibling[];
+}
+
+export interface Branches {
+  head: string | null;
+  messages: MessageBranchInfo[];
+}
+
+export interface StoredFile {
+  filename: string;
+  content_type: string | null;
+  chunks: number;
+  created_at: string;
+}
+
 export interface RunInput {
   messages: Message[] | Omit<Message, 'id'>[];
 }
@@ -82,6 +110,7 @@ export interface RunRequest {
   thread_id: string;
   assistant_id?: string;
   input: RunInput | null;
+  config?: { configurable?: Record<string, unknown>; [key: string]: unknown };
 }
 
 export type AuthMode = 'cookie' | 'jwt' | 'oidc';

@@ -1,15 +1,17 @@
 import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react';
 import { api, ApiError } from '../api/client';
-import type { Assistant } from '../api/types';
+import type { Assistant, StoredFile } from '../api/types';
 import {
   configToForm,
   defaultValues,
   fieldsFromSchema,
   formToConfig,
+  usesFiles,
   validate,
   type FieldSpec,
   type FormValues,
 } from '../config/form';
+import { FileChips } from './Files';
 import { loadConfigSchema } from '../config/schema';
 import { linkClick, navigate, paths } from '../lib/router';
 import { useApp } from '../state';
@@ -43,7 +45,9 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [staged, setStaged] = useState<File[]>([]);
   const upload = useUpload();
+  const [files, setFiles] = useState<StoredFile[]>([]);
   const fileInput = useRef<HTMLInputElement>(null);
+  const formRef = useRef<HTMLFormElement>(null);
   const nameId = useId();
   const jsonId = useId();
 
@@ -87,6 +91,28 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
   const assistant = loaded?.assistant ?? null;
   const readOnly = Boolean(assistant && !app.isMine(assistant));
 
+  const ownId = assistant && !readOnly ? assistant.assistant_id : null;
+  const reloadFiles = async () => {
+    if (!ownId) return;
+    try {
+      setFiles(await api.assistantFiles(ownId));
+    } catch {
+      /* the list is an extra */
+    }
+  };
+  useEffect(() => {
+    void reloadFiles();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [ownId]);
+
+  useEffect(() => {
+    const name = assistant?.name;
+    document.title = `${assistant ? (readOnly ? name : `Edit ${name}`) : 'New assistant'} · Loom`;
+    return () => {
+      document.title = 'Loom';
+    };
+  }, [assistant, readOnly]);
+
   const config = useMemo(() => formToConfig(values, fields, base), [values, fields, base]);
 
   const setField = (key: string, value: unknown) => {
@@ -120,6 +146,15 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
     setErrors(errs);
     if (Object.keys(errs).length > 0 || jsonError) {
       setSaveError(jsonError ? 'Fix the JSON config first.' : 'Some fields need attention.');
+      // Take the user to the first field at fault (after React has marked it).
+      window.requestAnimationFrame(() => {
+        const first = formRef.current?.querySelector<HTMLElement>('[aria-invalid="true"]');
+        if (first) {
+          if (first.closest('details')) first.closest('details')!.open = true;
+          first.focus();
+          first.scrollIntoView({ block: 'center' });
+        }
+      });
       return;
     }
     setSaving(true);
@@ -159,10 +194,14 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
     }
   };
 
-  const addFiles = (files: File[]) => {
-    if (assistant) void upload.start(files, { assistant_id: assistant.assistant_id });
-    else setStaged((s) => [...s, ...files]);
+  const addFiles = (chosen: File[]) => {
+    if (assistant) {
+      void upload.start(chosen, { assistant_id: assistant.assistant_id }).then((ok) => {
+        if (ok) void reloadFiles();
+      });
+    } else setStaged((s) => [...s, ...chosen]);
   };
+  const cannotRead = fields.length > 0 && !usesFiles(config, fields);
 
   if (loadError) {
     return (
@@ -210,7 +249,7 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
           Could not load the config form ({loaded.schemaError}). You can still edit the raw JSON.
         </p>
       )}
-      <form className="assistant-form" data-testid="assistant-form" onSubmit={submit} noValidate>
+      <form ref={formRef} className="assistant-form" data-testid="assistant-form" onSubmit={submit} noValidate>
         <fieldset disabled={readOnly || saving} className="plain">
           <div className="field">
             <label htmlFor={nameId}>Name</label>
@@ -298,6 +337,27 @@ export function AssistantEditor({ assistantId }: { assistantId?: string }) {
                   </ul>
                 )}
                 {!assistant && staged.length > 0 && <p className="hint">They are uploaded when you save.</p>}
+                {ownId && (
+                  <FileChips
+                    label="Files"
+                    groups={[
+                      {
+                        owner: 'assistant',
+                        files,
+                        onDelete: async (name) => {
+                          await api.deleteAssistantFile(ownId, name);
+                          setFiles((list) => list.filter((f) => f.filename !== name));
+                        },
+                      },
+                    ]}
+                  />
+                )}
+                {cannotRead && (files.length > 0 || staged.length > 0) && (
+                  <p className="notice small files-warning" role="note" data-testid="files-warning">
+                    This assistant cannot read its files: choose the RAG bot type, or the agent type
+                    with the Retrieval tool.
+                  </p>
+                )}
                 <UploadStatus state={upload.state} onCancel={upload.cancel} onDismiss={upload.dismiss} />
               </div>
             </DropZone>

@@ -88,13 +88,28 @@ function Field({ field, value, error, disabled, idPrefix, onChange }: FieldProps
               <option value={v}>{v ? `${v} (not available)` : '— choose —'}</option>
             )}
             {options.map((o) => (
-              <option key={o.value} value={o.value}>
-                {o.label}
+              <option key={o.value} value={o.value} disabled={Boolean(o.unavailable) && o.value !== v}>
+                {o.unavailable ? `${o.label} — unavailable: ${o.unavailable}` : o.label}
               </option>
             ))}
           </select>
           {desc}
           {chosen?.description && <p className="hint">{chosen.description}</p>}
+          {chosen?.unavailable && (
+            <p className="hint unavailable-reason" data-testid={`${id}-unavailable`}>
+              {chosen.label} is unavailable on this server: {chosen.unavailable}. Choose another one.
+            </p>
+          )}
+          {options.some((o) => o.unavailable && o.value !== v) && (
+            <p className="hint" data-testid={`${id}-unavailable-list`}>
+              Unavailable here:{' '}
+              {options
+                .filter((o) => o.unavailable && o.value !== v)
+                .map((o) => `${o.label} (${o.unavailable})`)
+                .join('; ')}
+              .
+            </p>
+          )}
           {err}
         </div>
       );

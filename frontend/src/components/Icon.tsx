@@ -17,6 +17,13 @@ const PATHS = {
   bot: 'M5 9h14v10H5zM12 5v4M9 13h.01M15 13h.01',
   logout: 'M15 4h4v16h-4M10 8l-4 4 4 4M6 12h11',
   check: 'M5 12l5 5 9-10',
+  copy: 'M9 9h10v10H9zM5 15V5h10',
+  retry: 'M4 12a8 8 0 0114-5.3L20 9M20 4v5h-5M20 12a8 8 0 01-14 5.3L4 15M4 20v-5h5',
+  left: 'M15 6l-6 6 6 6',
+  right: 'M9 6l6 6-6 6',
+  down: 'M12 5v14M6 13l6 6 6-6',
+  file: 'M6 3h8l4 4v14H6zM14 3v4h4',
+  search: 'M11 18a7 7 0 100-14 7 7 0 000 14zM16 16l5 5',
 } as const;
 
 export type IconName = keyof typeof PATHS;

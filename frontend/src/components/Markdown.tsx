@@ -1,5 +1,6 @@
-import { memo, useMemo, type MouseEvent } from 'react';
-import { renderMarkdown } from '../lib/markdown';
+import { memo, useEffect, useMemo, useState, type MouseEvent } from 'react';
+import { highlighterReady, loadHighlighter, unsubscribe } from '../lib/highlight';
+import { hasCode, renderMarkdown } from '../lib/markdown';
 
 function onCopyClick(e: MouseEvent<HTMLDivElement>) {
   const target = e.target as HTMLElement;
@@ -20,8 +21,21 @@ function onCopyClick(e: MouseEvent<HTMLDivElement>) {
   }
 }
 
+/** Re-render once the code highlighter has loaded, when the text has code. */
+function useHighlighter(needed: boolean): boolean {
+  const [ready, setReady] = useState(highlighterReady);
+  useEffect(() => {
+    if (!needed || ready) return;
+    const done = () => setReady(true);
+    loadHighlighter(done);
+    return () => unsubscribe(done);
+  }, [needed, ready]);
+  return ready;
+}
+
 export const Markdown = memo(function Markdown({ text }: { text: string }) {
-  const html = useMemo(() => renderMarkdown(text), [text]);
+  const ready = useHighlighter(hasCode(text));
+  const html = useMemo(() => renderMarkdown(text), [text, ready]);
   return (
     <div className="markdown" onClick={onCopyClick} dangerouslySetInnerHTML={{ __html: html }} />
   );

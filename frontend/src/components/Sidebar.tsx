@@ -1,10 +1,42 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useId, useMemo, useState, type FormEvent } from 'react';
 import { api } from '../api/client';
 import type { Assistant, Thread } from '../api/types';
 import { linkClick, navigate, paths, type Route } from '../lib/router';
 import type { Theme } from '../lib/theme';
+import { fullTime, groupByDate, shortTime } from '../lib/time';
 import { useApp } from '../state';
 import { Icon } from './Icon';
+
+/** Server-side thread search (titles and message text), debounced. */
+function useThreadSearch(query: string, version: unknown) {
+  const [results, setResults] = useState<Thread[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const q = query.trim();
+  useEffect(() => {
+    if (!q) {
+      setResults(null);
+      setError(null);
+      return;
+    }
+    const controller = new AbortController();
+    const timer = window.setTimeout(() => {
+      api.searchThreads(q, controller.signal).then(
+        (found) => {
+          setResults(found);
+          setError(null);
+        },
+        (err: unknown) => {
+          if (!controller.signal.aborted) setError(err instanceof Error ? err.message : String(err));
+        },
+      );
+    }, 250);
+    return () => {
+      window.clearTimeout(timer);
+      controller.abort();
+    };
+  }, [q, version]);
+  return { searching: Boolean(q), results, error };
+}
 
 interface Props {
   route: Route;
@@ -22,6 +54,16 @@ export function Sidebar({ route, theme, onToggleTheme }: Props) {
     route.name === 'assistant-chat' || route.name === 'assistant-edit' ? route.assistantId : null;
   const newChatTarget = app.activeAssistantId ?? activeAssistant ?? mine[0]?.assistant_id ?? null;
   const newChatHref = newChatTarget ? paths.assistant(newChatTarget) : paths.home();
+  const [query, setQuery] = useState('');
+  const search = useThreadSearch(query, app.threads);
+  const searchId = useId();
+  const names = useMemo(() => {
+    const map = new Map<string, string>();
+    for (const a of [...(app.publicAssistants ?? []), ...mine]) map.set(a.assistant_id, a.name);
+    return map;
+  }, [app.publicAssistants, mine]);
+  const shown = search.searching ? search.results : app.threads;
+  const groups = groupByDate(shown ?? [], (t) => t.updated_at);
 
   return (
     <aside id="sidebar" className="sidebar" data-testid="sidebar" aria-label="Sidebar">
@@ -81,16 +123,58 @@ export function Sidebar({ route, theme, onToggleTheme }: Props) {
           <h2 id="nav-chats" className="nav-title">
             Chats
           </h2>
-          {app.threads === null ? (
-            <p className="muted small">Loading…</p>
-          ) : app.threads.length === 0 ? (
-            <p className="muted small">No chats yet.</p>
+          <div className="thread-search">
+            <label htmlFor={searchId} className="sr-only">
+              Search chats
+            </label>
+            <Icon name="search" size={15} />
+            <input
+              id={searchId}
+              type="search"
+              data-testid="thread-search"
+              placeholder="Search chats"
+              value={query}
+              onChange={(e) => setQuery(e.target.value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Escape' && query) {
+                  e.stopPropagation();
+                  e.preventDefault();
+                  setQuery('');
+                }
+              }}
+            />
+          </div>
+          {search.error && (
+            <p className="error small" role="alert">
+              {search.error}
+            </p>
+          )}
+          {shown === null ? (
+            <p className="muted small">{search.searching ? 'Searching…' : 'Loading…'}</p>
+          ) : shown.length === 0 ? (
+            <p className="muted small" data-testid={search.searching ? 'no-search-results' : undefined}>
+              {search.searching ? 'No chat matches.' : 'No chats yet.'}
+            </p>
           ) : (
-            <ul className="nav-list" data-testid="thread-list">
-              {app.threads.map((t) => (
-                <ThreadItem key={t.thread_id} thread={t} active={t.thread_id === activeThread} />
+            <div data-testid={search.searching ? 'search-results' : 'thread-list'} aria-live={search.searching ? 'polite' : undefined}>
+              {groups.map((g) => (
+                <section key={g.label} className="thread-group" aria-label={g.label}>
+                  <h3 className="group-title" data-testid="thread-group">
+                    {g.label}
+                  </h3>
+                  <ul className="nav-list">
+                    {g.items.map((t) => (
+                      <ThreadItem
+                        key={t.thread_id}
+                        thread={t}
+                        assistantName={t.assistant_id ? names.get(t.assistant_id) : undefined}
+                        active={t.thread_id === activeThread}
+                      />
+                    ))}
+                  </ul>
+                </section>
               ))}
-            </ul>
+            </div>
           )}
         </nav>
 
@@ -168,7 +252,7 @@ function AssistantItem({
   );
 }
 
-function ThreadItem({ thread, active }: { thread: Thread; active: boolean }) {
+function ThreadItem({ thread, active, assistantName }: { thread: Thread; active: boolean; assistantName?: string | undefined }) {
   const app = useApp();
   const [mode, setMode] = useState<'view' | 'rename' | 'confirm-delete'>('view');
   const [draft, setDraft] = useState(thread.name);
@@ -249,8 +333,12 @@ function ThreadItem({ thread, active }: { thread: Thread; active: boolean }) {
         </div>
       ) : (
         <>
-          <a href={href} onClick={linkClick(href)} aria-current={active ? 'page' : undefined}>
+          <a href={href} onClick={linkClick(href)} aria-current={active ? 'page' : undefined} title={`${label} — ${fullTime(thread.updated_at)}`}>
             <span className="nav-label">{label}</span>
+            <span className="nav-meta" data-testid="thread-meta">
+              {assistantName && <span className="nav-assistant">{assistantName}</span>}
+              <time dateTime={thread.updated_at}>{shortTime(thread.updated_at)}</time>
+            </span>
           </a>
           <button
             type="button"

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   configModel,
+  usesFiles,
   configToForm,
   defaultValues,
   fieldsFromSchema,
@@ -391,5 +392,42 @@ describe('model field names from the schema', () => {
     expect(configModel({ configurable: { agent_type: 'GPT 4o' } }, undefined)).toBeUndefined();
     expect(configModel({ configurable: { model: 'gpt-4o' } }, undefined)).toBe('gpt-4o');
     expect(configModel(null, aliases)).toBeUndefined();
+  });
+});
+
+describe('unavailable choices and files', () => {
+  const schema = {
+    properties: {
+      configurable: {
+        properties: {
+          type: { type: 'string', enum: ['agent', 'chatbot', 'chat_retrieval'], default: 'agent' },
+          model: {
+            type: 'string',
+            enum: ['gpt-4o-mini', 'azure-openai'],
+            'x-enum-unavailable': { 'azure-openai': 'AZURE_OPENAI_ENDPOINT is not set' },
+          },
+          tools: {
+            type: 'array',
+            'x-tools': [{ id: 'retrieval', name: 'Retrieval', available: true }, { id: 'wikipedia', name: 'Wikipedia', available: true }],
+          },
+        },
+      },
+    },
+  };
+  const fields = fieldsFromSchema(schema);
+
+  it('marks models the server cannot use, and refuses them', () => {
+    const model = fields.find((f) => f.key === 'model')!;
+    expect(model.options!.find((o) => o.value === 'azure-openai')!.unavailable).toBe('AZURE_OPENAI_ENDPOINT is not set');
+    expect(model.options!.find((o) => o.value === 'gpt-4o-mini')!.unavailable).toBeUndefined();
+    expect(validate({ type: 'agent', model: 'azure-openai', tools: [] }, fields).model).toMatch(/unavailable/);
+  });
+
+  it('tells whether an assistant reads uploaded files', () => {
+    expect(usesFiles({ configurable: { type: 'chat_retrieval' } }, fields)).toBe(true);
+    expect(usesFiles({ configurable: { type: 'chatbot' } }, fields)).toBe(false);
+    expect(usesFiles({ configurable: { type: 'agent', tools: ['Wikipedia'] } }, fields)).toBe(false);
+    expect(usesFiles({ configurable: { type: 'agent', tools: [{ type: 'retrieval' }] } }, fields)).toBe(true);
+    expect(usesFiles({ configurable: { type: 'agent', 'type==agent/tools': ['Retrieval'] } }, fields)).toBe(true);
   });
 });

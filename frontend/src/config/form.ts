@@ -17,6 +17,8 @@ export interface EnumOption {
   value: string;
   label: string;
   description?: string;
+  /** Why the server cannot use this value now (`x-enum-unavailable`), if it cannot. */
+  unavailable?: string;
 }
 
 export interface ToolInfo {
@@ -131,6 +133,7 @@ function enumOptions(s: JSONSchema): EnumOption[] {
   const values = Array.isArray(s.enum) ? s.enum : [];
   const labels = isRecord(s['x-enum-labels']) ? s['x-enum-labels'] : {};
   const descriptions = isRecord(s['x-enum-descriptions']) ? s['x-enum-descriptions'] : {};
+  const unavailable = isRecord(s['x-enum-unavailable']) ? s['x-enum-unavailable'] : {};
   return values
     .filter((v) => v !== null)
     .map((v) => {
@@ -139,6 +142,10 @@ function enumOptions(s: JSONSchema): EnumOption[] {
       const description = descriptions[value];
       const opt: EnumOption = { value, label: typeof label === 'string' ? label : value };
       if (typeof description === 'string') opt.description = description;
+      if (value in unavailable) {
+        const reason = unavailable[value];
+        opt.unavailable = typeof reason === 'string' && reason ? reason : 'not configured on this server';
+      }
       return opt;
     });
 }
@@ -500,10 +507,23 @@ export function validate(values: FormValues, fields: readonly FieldSpec[]): Reco
       errors[f.key] = `${f.title} must be a number.`;
     }
     if (f.kind === 'select' && typeof v === 'string' && v !== '' && f.options) {
-      if (!f.options.some((o) => o.value === v)) {
+      const option = f.options.find((o) => o.value === v);
+      if (!option) {
         errors[f.key] = `"${v}" is not one of the available choices.`;
+      } else if (option.unavailable) {
+        errors[f.key] = `${option.label} is unavailable on this server (${option.unavailable}).`;
       }
     }
   }
   return errors;
+}
+
+/** Whether an assistant with this config reads the files uploaded to it and its threads. */
+export function usesFiles(config: unknown, fields: readonly FieldSpec[]): boolean {
+  const values = configToForm(config, fields);
+  const type = botType(values, fields);
+  if (type === 'chat_retrieval') return true;
+  if (type !== 'agent') return false;
+  const tools = Array.isArray(values.tools) ? (values.tools as ToolSelection[]) : [];
+  return tools.some((t) => t.type === 'retrieval' || /retriev|file_search/i.test(t.type));
 }

@@ -1,6 +1,7 @@
 /** Markdown -> sanitised HTML (marked + DOMPurify), with styled code blocks. */
 import DOMPurify from 'dompurify';
 import { Marked, type Tokens } from 'marked';
+import { highlight } from './highlight';
 
 function escapeHtml(s: string): string {
   return s
@@ -19,11 +20,15 @@ const marked = new Marked({
     code({ text, lang }: Tokens.Code): string {
       const language = (lang ?? '').trim().split(/\s+/)[0] ?? '';
       const label = language ? escapeHtml(language) : 'code';
-      const cls = language ? ` class="language-${escapeHtml(language)}"` : '';
+      const coloured = highlight(text, language);
+      const classes = [language ? `language-${escapeHtml(language)}` : '', coloured ? 'hljs' : '']
+        .filter(Boolean)
+        .join(' ');
+      const cls = classes ? ` class="${classes}"` : '';
       return (
         `<div class="code-block"><div class="code-head"><span class="code-lang">${label}</span>` +
         `<button type="button" class="code-copy" data-copy-code="">Copy</button></div>` +
-        `<pre><code${cls}>${escapeHtml(text)}</code></pre></div>`
+        `<pre><code${cls}>${coloured ?? escapeHtml(text)}</code></pre></div>`
       );
     },
   },
@@ -41,6 +46,11 @@ function purifier() {
     });
   }
   return DOMPurify;
+}
+
+/** Whether the text has a fenced or indented code block (worth loading the highlighter). */
+export function hasCode(text: string): boolean {
+  return /(^|\n)\s*(```|~~~)/.test(text);
 }
 
 export function renderMarkdown(text: string): string {

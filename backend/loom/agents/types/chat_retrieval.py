@@ -2,7 +2,8 @@
 
 The search query is the user's last message, rewritten by the model into a standalone query
 once the conversation has more than one question. The retrieved context is recorded in the
-thread as a ``retrieval`` tool call and its result, so it shows in the conversation.
+thread as a ``retrieval`` tool call and its result (with the passages as its ``artifact``, like
+the ``retrieval`` tool's), so it shows in the conversation and can be cited.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from loom.agents.graphs import CompiledGraph, GraphParts, call_model
 from loom.agents.types.base import AgentType
 from loom.tools.base import RetrievedChunk
+from loom.tools.retrieval import passage
 
 REWRITE_PROMPT = (
     "Given the conversation below, rewrite the user's last message as a standalone search "
@@ -70,6 +72,7 @@ def build(parts: GraphParts) -> CompiledGraph:
             tool_call_id=call_id,
             name="retrieval",
             id=str(uuid.uuid4()),
+            artifact=[passage(c) for c in chunks],
         )
         return {"messages": [request, found]}
 
