@@ -114,7 +114,8 @@ def test_regenerate_edit_and_switch_branches(loom: LoomServer, fake_llm: FakeOpe
     versions = tree["messages"][0]["siblings"]
     assert [v["message_id"] for v in versions] == [old_a["message_id"], new_x["message_id"]]
     assert tree["messages"][0]["id"] == old_a["message_id"]
-    assert [m["created_at"] for m in tree["messages"]] == times[:3] + [tree["messages"][3]["created_at"]]
+    created = [m["created_at"] for m in tree["messages"]]
+    assert created == [*times[:3], tree["messages"][3]["created_at"]]
     assert len(tree["messages"][3]["siblings"]) == 2
     # ... and to the older answer of the second question.
     switched = client.post(f"/threads/{thread_id}/branches", json=b1)
