@@ -13,8 +13,9 @@ from loom.agents.graphs import SINK_KEY
 from loom.agents.registry import AgentFactory, default_factory
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
-from loom.runs.fence import ClaimFence, FencedSaver
+from loom.runs.fence import ClaimFence
 from loom.settings import Settings
+from loom.storage.checkpoints import LoomSaver
 
 CHATBOT = {"configurable": {"type": "chatbot"}}
 
@@ -24,7 +25,7 @@ async def _factory(db_url: str, llm_url: str) -> tuple[AgentFactory, Any]:
         database_url=db_url, openai_base_url=llm_url, openai_api_key="bench", db_pool_max=40
     )
     pool = await open_pool(db_url, settings)
-    saver = FencedSaver(pool, fence=ClaimFence())  # Loom's saver, as the server opens it
+    saver = LoomSaver(pool, fence=ClaimFence())  # Loom's saver, as the server opens it
     async with pool.connection() as conn:
         await prepare_schema(conn, saver.setup)
     factory = default_factory(settings, saver)

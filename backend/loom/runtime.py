@@ -30,7 +30,7 @@ from loom.retrieval import open_retrieval
 from loom.retrieval.ingest import IngestService
 from loom.runs.broker import Broker, LocalBroker
 from loom.runs.executor import RunExecutor
-from loom.runs.fence import ClaimFence, FencedSaver
+from loom.runs.fence import ClaimFence
 from loom.runs.queue import RunQueue
 from loom.runs.redis_broker import RedisBroker
 from loom.runs.wakeup import PgWakeup, RedisWakeup, Wakeup
@@ -38,6 +38,7 @@ from loom.runs.worker import Worker, WorkerOptions
 from loom.settings import Settings
 from loom.storage.api_keys import ApiKeyRepo
 from loom.storage.assistants import AssistantRepo
+from loom.storage.checkpoints import LoomSaver
 from loom.storage.runs import RunRepo
 from loom.storage.threads import ThreadRepo
 
@@ -49,7 +50,7 @@ class Runtime:
     settings: Settings
     database_url: str
     pool: Pool
-    checkpointer: FencedSaver
+    checkpointer: LoomSaver
     assistants: AssistantRepo
     threads: ThreadRepo
     runs: RunRepo
@@ -114,7 +115,7 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
     pool = await open_pool(url, settings)
     stack.push_async_callback(pool.close)
     fence = ClaimFence()
-    checkpointer = FencedSaver(pool, fence=fence)
+    checkpointer = LoomSaver(pool, fence=fence)
     async with pool.connection() as conn:
         await prepare_schema(conn, checkpointer.setup)
 

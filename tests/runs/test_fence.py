@@ -11,7 +11,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 from loom.agents.registry import default_factory
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
-from loom.runs.fence import CLAIM_KEY, ClaimFence, FencedSaver, LeaseLost
+from loom.runs.fence import CLAIM_KEY, ClaimFence, LeaseLost
+from loom.storage.checkpoints import LoomSaver
 from tests.conftest import make_settings
 
 
@@ -20,7 +21,7 @@ async def test_a_revoked_claim_cannot_write_checkpoints(database_url: str) -> No
     pool = await open_pool(database_url, settings)
     try:
         fence = ClaimFence()
-        saver = FencedSaver(pool, fence=fence)
+        saver = LoomSaver(pool, fence=fence)
         async with pool.connection() as conn:
             await prepare_schema(conn, saver.setup)
         graph, _ = default_factory(settings, saver).graph({"configurable": {"type": "chatbot"}})

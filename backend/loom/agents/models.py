@@ -9,7 +9,6 @@ to the provider is the entry's ``provider_model`` unless ``LOOM_MODEL_NAMES`` ov
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,27 +47,25 @@ class ModelSpec:
 
 
 class _MessageDicts:
-    """Wire-format dicts of messages, remembered per message object (least recently used
-    first out). A thread's old messages are the same objects turn after turn (the saver's
-    decoding is cached), so a long thread's prompt is converted once, not on every turn."""
+    """Wire-format dicts of messages, remembered per message object. A thread's old messages
+    are the same objects turn after turn (the saver remembers them), so a long thread's prompt
+    is converted once, not on every turn. Bounded: emptied when full."""
 
     def __init__(self, size: int = 50_000) -> None:
-        self._entries: OrderedDict[int, tuple[BaseMessage, dict[str, Any]]] = OrderedDict()
+        self._entries: dict[int, tuple[BaseMessage, dict[str, Any]]] = {}
         self._size = size
 
     def get(self, message: BaseMessage) -> dict[str, Any]:
-        key = id(message)
-        entry = self._entries.get(key)
+        entry = self._entries.get(id(message))
         if entry is not None and entry[0] is message:
-            self._entries.move_to_end(key)
             return entry[1]  # only ever serialised (an o-series rename is the same each time)
         if isinstance(message, AIMessage):
             converted = _convert_message_to_dict(_convert_from_v1_to_chat_completions(message))
         else:
             converted = _convert_message_to_dict(message)
-        self._entries[key] = (message, converted)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[id(message)] = (message, converted)
         return converted
 
 
