@@ -58,8 +58,9 @@ async def _fetch(url: str, max_bytes: int) -> str:
 
     settings = _settings(fetch_max_bytes=max_bytes)
     tool = build_web_fetch_tool(SafeFetcher(settings), WebFetchConfig(), 30.0)
-    message = await tool.ainvoke({"type": "tool_call", "id": "c1", "name": tool.name,
-                                  "args": {"url": url}})
+    message = await tool.ainvoke(
+        {"type": "tool_call", "id": "c1", "name": tool.name, "args": {"url": url}}
+    )
     return f"{message.status}: {str(message.content)[:300]}"
 
 

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     embedding_dimensions: int = Field(default=1536, ge=1, le=16000)
     ingest_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     ingest_max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    # Reading uploads: a bounded pool of parser threads, a time limit per file, and caps
+    # checked before parsing (PDF pages; a DOCX's uncompressed size and zip entries).
+    ingest_parse_workers: int = Field(default=2, ge=1, le=64)
+    ingest_parse_seconds: float = Field(default=60.0, gt=0)
+    ingest_max_pdf_pages: int = Field(default=1000, ge=1)
+    ingest_max_docx_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    ingest_max_docx_entries: int = Field(default=2000, ge=1)
     chunk_size: int = Field(default=1000, ge=100)
     chunk_overlap: int = Field(default=200, ge=0)
     retrieval_k: int = Field(default=4, ge=1, le=50)

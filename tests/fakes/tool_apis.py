@@ -12,7 +12,8 @@ Path prefixes:
 and for the web fetcher: ``/page.html``, ``/plain.txt``, ``/image.png``, ``/big`` (64 KiB),
 ``/redirect?to=<url>``, ``/redirect-chain?n=<k>``, ``/slow?seconds=<s>``, ``/echo-host``,
 ``/admin``, and ``/bomb?enc=<coding>[,<coding>]&mib=<n>`` (``n`` MiB of text, compressed
-with the given ``Content-Encoding`` chain: a decompression bomb). Every request is recorded; ``fail(prefix, status)`` makes a prefix answer an error.
+with the given ``Content-Encoding`` chain: a decompression bomb). Every request is
+recorded; ``fail(prefix, status)`` makes a prefix answer an error.
 
 Use::
 
@@ -612,9 +613,7 @@ async def _bomb(request: Request) -> Response:
     codings = tuple(c.strip() for c in request.query_params.get("enc", "gzip").split(","))
     mib = int(request.query_params.get("mib", "512"))
     body = await asyncio.to_thread(bomb_body, codings, mib)
-    return Response(
-        body, media_type="text/plain", headers={"Content-Encoding": ", ".join(codings)}
-    )
+    return Response(body, media_type="text/plain", headers={"Content-Encoding": ", ".join(codings)})
 
 
 async def _slow(request: Request) -> Response:

@@ -51,5 +51,6 @@ async def open_retrieval(
     await store.ensure_index()
     service = IngestService(pool, settings, embedder, store)
     await service.jobs.purge()
+    await store.purge_staged()
     stack.push_async_callback(service.shutdown)
     return PgRetriever(store, embedder, settings.retrieval_k), service
