@@ -51,6 +51,7 @@ typecheck: $(VENV)/.stamp-dev
 CLUSTER_SUITES := tests/runs/test_guide_runs.py tests/runs/test_stream.py \
 	tests/runs/test_concurrency_and_access.py tests/runs/test_multitask.py \
 	tests/runs/test_faults.py tests/runs/test_agent_tools.py tests/runs/test_long_thread.py \
+	tests/runs/test_db_faults.py tests/runs/test_redis_faults.py \
 	tests/retrieval/test_runs.py tests/retrieval/test_ingest.py \
 	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py
 

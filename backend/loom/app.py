@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from loom.api import api_keys, assistants, ingest, runs, threads
 from loom.api.deps import AppState, CurrentUser, PoolDep
 from loom.api.errors import install_error_handlers
+from loom.api.retry import RetryReads
 from loom.auth import make_authenticator
 from loom.protocols import chatkit
 from loom.protocols import openai as openai_protocol
@@ -164,6 +165,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RetryReads)
 
     # Request bodies are limited per router (FastAPI's max_body_size), inside the middleware
     # that keeps the 413's body in Loom's error shape.

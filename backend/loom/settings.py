@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".loom")
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
+    # Surviving a database restart (see db/pool.py): pooled connections idle this long are
+    # checked before use (0: every checkout); idle connections are closed, old ones replaced.
+    db_check_after_idle_seconds: float = Field(default=1.0, ge=0)
+    db_pool_max_idle_seconds: float = Field(default=300.0, gt=0)
+    db_pool_max_lifetime_seconds: float = Field(default=3600.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     redis_url: str | None = None
     redis_prefix: str = "loom:"
     checkpoint_snapshot_frequency: int = Field(default=1000, ge=1)
