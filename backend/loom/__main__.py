@@ -45,6 +45,22 @@ async def _prepare(settings: Settings) -> None:
         await pool.close()
 
 
+def _exit_on_signals() -> None:
+    """SIGTERM and SIGINT end the process through a normal interpreter exit, so ``finally``
+    blocks run (the embedded Postgres is let go).
+
+    uvicorn handles both signals while it serves, shuts down gracefully, then restores the
+    handlers it found and raises the signal again: with the default SIGTERM handler that
+    would kill the process on the spot, skipping every clean-up.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+
+
 def _with_database(settings: Settings) -> tuple[Settings, object | None]:
     if settings.database_url:
         return settings, None
@@ -187,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _exit_on_signals()
     return COMMANDS[args.command](settings)
 
 
