@@ -7,9 +7,10 @@ import time
 import uuid
 from typing import Any
 
-from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
+from loom.agents.graphs import SINK_KEY
 from loom.agents.registry import AgentFactory, default_factory
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
@@ -30,16 +31,26 @@ async def _factory(db_url: str, llm_url: str) -> tuple[AgentFactory, Any]:
     return factory, pool
 
 
+class _Sink:
+    """Model text as it arrives, as a run's token sink receives it."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    async def text(self, message_id: str, delta: str) -> None:
+        self.parts.append(delta)
+
+
 async def _turn(graph: Any, thread: str, expect: str | None) -> None:
-    config = {"configurable": {"thread_id": thread}, "recursion_limit": 25}
-    text = ""
-    async for _mode, payload in graph.astream(
+    sink = _Sink()
+    config = {"configurable": {"thread_id": thread, SINK_KEY: sink}, "recursion_limit": 25}
+    async for _update in graph.astream(
         {"messages": [HumanMessage(content="hello", id=str(uuid.uuid4()))]},
         config,
-        stream_mode=["messages", "updates"],
+        stream_mode="updates",
     ):
-        if _mode == "messages" and isinstance(payload[0], AIMessageChunk):
-            text += str(payload[0].content)
+        pass
+    text = "".join(sink.parts)
     if expect is not None and text != expect:
         raise RuntimeError(f"reply mismatch: {text[:60]!r}")
 

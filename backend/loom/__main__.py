@@ -11,10 +11,14 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from loom.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from loom.runtime import Runtime
 
 log = logging.getLogger("loom")
 
@@ -104,12 +108,40 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+async def serve_metrics(runtime: Runtime, settings: Settings, stack: AsyncExitStack) -> None:
+    """A worker's metrics on ``LOOM_METRICS_PORT`` (it has no HTTP server otherwise), the
+    queue's gauges read every few seconds."""
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(
+        settings.metrics_port, addr=settings.host, registry=runtime.metrics.registry
+    )
+
+    async def refresh() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await runtime.metrics.refresh(runtime.pool)
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(refresh(), name="loom-metrics-refresh")
+
+    def close() -> None:
+        task.cancel()
+        server.shutdown()
+        thread.join(timeout=5)
+
+    stack.callback(close)
+    log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+
+
 async def run_worker(settings: Settings) -> None:
     """Execute queued runs until SIGTERM/SIGINT, then drain (see LOOM_DRAIN_SECONDS)."""
     from loom.runtime import describe, open_runtime
 
     async with AsyncExitStack() as stack:
         runtime = await open_runtime(settings, stack)
+        if settings.metrics_enabled and settings.metrics_port:
+            await serve_metrics(runtime, settings, stack)
         worker = runtime.worker()
         await worker.start()
         stopping = asyncio.Event()

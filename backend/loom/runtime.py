@@ -26,6 +26,7 @@ from loom.db.embedded import start_embedded
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
 from loom.db.types import Pool
+from loom.metrics import Metrics
 from loom.retrieval import open_retrieval
 from loom.retrieval.ingest import IngestService
 from loom.runs.broker import Broker, LocalBroker
@@ -61,6 +62,7 @@ class Runtime:
     wakeup: Wakeup
     executor: RunExecutor
     fence: ClaimFence
+    metrics: Metrics
     redis: redis.Redis | None = None
 
     def worker(self) -> Worker:
@@ -72,6 +74,7 @@ class Runtime:
             broker=self.broker,
             wakeup=self.wakeup,
             fence=self.fence,
+            metrics=self.metrics,
             options=WorkerOptions(
                 concurrency=s.worker_concurrency,
                 poll_seconds=s.worker_poll_seconds,
@@ -118,7 +121,8 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
     async with pool.connection() as conn:
         await prepare_schema(conn, checkpointer.setup)
 
-    retriever, ingest = await open_retrieval(settings, pool, stack)
+    metrics = Metrics()
+    retriever, ingest = await open_retrieval(settings, pool, stack, metrics)
     factory = default_factory(settings, checkpointer, retriever=retriever)
     queue = RunQueue(pool, settings.lease_seconds, settings.run_max_attempts)
 
@@ -151,8 +155,9 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
         queue=queue,
         broker=broker,
         wakeup=wakeup,
-        executor=RunExecutor(factory, checkpointer, queue, broker),
+        executor=RunExecutor(factory, checkpointer, queue, broker, metrics),
         fence=fence,
+        metrics=metrics,
         redis=client,
     )
 

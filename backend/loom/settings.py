@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     )
     env: Literal["development", "production"] = "development"
     log_level: str = "info"
+    # ``json``: one JSON object per line, with the request, user, thread and run ids.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics on every server process; ``loom worker`` serves them on this port (0: off).
+    metrics_enabled: bool = True
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # OpenTelemetry traces (needs the ``otel`` extra): off unless an exporter is named.
+    otel_exporter: Literal["none", "otlp", "console"] = "none"
+    otel_endpoint: str | None = None  # OTLP/HTTP traces URL (default: the SDK's own)
+    otel_service_name: str = "loom"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     frontend_dist: Path = Path("frontend/dist")
 

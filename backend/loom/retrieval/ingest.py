@@ -66,6 +66,7 @@ from loom.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from loom.metrics import Metrics
 from loom.retrieval.embeddings import EMBED_BATCH, Embedder
 from loom.retrieval.jobs import HEARTBEAT_SECONDS, IngestJob, IngestJobRepo
 from loom.retrieval.loaders import (
@@ -228,9 +229,15 @@ class IngestService:
     """Checks, extracts, embeds and stores uploads; runs asynchronous ingest jobs."""
 
     def __init__(
-        self, pool: Pool, settings: Settings, embedder: Embedder, store: VectorStore
+        self,
+        pool: Pool,
+        settings: Settings,
+        embedder: Embedder,
+        store: VectorStore,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -274,11 +281,19 @@ class IngestService:
         self, target: Target, uploads: Sequence[Upload], progress: Progress | None = None
     ) -> list[FileResult]:
         """Ingest synchronously: returns once every chunk is stored. Closes the uploads."""
+        status = "error"
         try:
             checked = await self.check(uploads)
-            return await self._ingest(target, checked, progress or Progress())
+            results = await self._ingest(target, checked, progress or Progress())
+            status = "done"
+            return results
         finally:
             close_uploads(uploads)
+            self._count("sync", status)
+
+    def _count(self, mode: str, status: str) -> None:
+        if self._metrics is not None:
+            self._metrics.ingest_jobs.labels(mode, status).inc()
 
     async def start_job(self, target: Target, uploads: Sequence[Upload]) -> IngestJob:
         """Check the uploads, then ingest them in the background. Closes the uploads."""
@@ -401,9 +416,11 @@ class IngestService:
         uploads: Sequence[Upload],
     ) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(job_id))
+        status = "error"
         try:
             results = await self._ingest(target, checked, _JobProgress(self.jobs, job_id))
             await self.jobs.finish(job_id, [r.summary() for r in results])
+            status = "done"
         except asyncio.CancelledError:
             await asyncio.shield(self._fail(job_id, INTERRUPTED_MESSAGE))
             raise
@@ -415,6 +432,7 @@ class IngestService:
         finally:
             heartbeat.cancel()
             close_uploads(uploads)
+            self._count("async", status)
 
     async def _fail(self, job_id: uuid.UUID, message: str) -> None:
         try:

@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 
 from loom.errors import RunLost
+from loom.metrics import Metrics
 from loom.runs.broker import Broker
 from loom.runs.events import EndEvent, ErrorEvent
 from loom.runs.executor import Outcome, RunControl, RunExecutor, StopReason
@@ -71,7 +72,9 @@ class Worker:
         fence: ClaimFence | None = None,
         lease_seconds: float | None = None,
         owner: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._queue = queue
         self._executor = executor
         self._broker = broker
@@ -206,6 +209,11 @@ class Worker:
     # --- loops --------------------------------------------------------------------------------
 
     def _start(self, claim: Claim) -> None:
+        run = claim.run
+        if claim.fresh and self._metrics is not None and run.started_at is not None:
+            # Both times are the database's: the queue's latency for this run.
+            wait = (run.started_at - run.created_at).total_seconds()
+            self._metrics.claim_wait.observe(max(0.0, wait))
         stale = self._current.get(claim.run_id)
         if stale is not None and stale in self._held:
             # Its lease lapsed and this worker claimed it again before a heartbeat noticed:
