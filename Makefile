@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 
-.PHONY: start dev test test-py test-ui lint typecheck bench ui clean
+.PHONY: start dev test test-py test-ui lint typecheck bench soak ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,8 +65,12 @@ test-ui: frontend/node_modules/.stamp
 
 test: lint typecheck test-ui test-py
 
+# The figures, then a 5-minute soak (50 streams, RSS every 10 s and its slope).
 bench: $(VENV)/.stamp-dev
-	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.run --soak 300 $(BENCH_ARGS)
+
+soak: $(VENV)/.stamp-dev
+	$(BIN)/python -m benchmarks.run --soak-only $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from loom.logs import configure_logging, logging_config
 from loom.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def serve(settings: Settings) -> int:
             port=settings.port,
             workers=settings.processes,
             log_level=settings.log_level,
+            log_config=logging_config(settings),
             access_log=False,
             timeout_graceful_shutdown=10,
         )
@@ -232,9 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg = str(err["msg"]).removeprefix("Value error, ")
             print(f"loom: invalid configuration ({where}): {msg}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     _exit_on_signals()
     return COMMANDS[args.command](settings)
 

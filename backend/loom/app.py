@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from loom.api import api_keys, assistants, ingest, runs, threads
 from loom.api.deps import AppState, CurrentUser, PoolDep, State
 from loom.api.errors import install_error_handlers
+from loom.api.observe import RequestContext
 from loom.api.retry import RetryReads
 from loom.auth import make_authenticator
 from loom.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -169,6 +170,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     )
     install_error_handlers(app)
     app.add_middleware(RetryReads)
+    app.add_middleware(RequestContext)  # outermost: ids and spans cover the whole request
 
     # Request bodies are limited per router (FastAPI's max_body_size), inside the middleware
     # that keeps the 413's body in Loom's error shape.

@@ -41,6 +41,7 @@ from loom.storage.api_keys import ApiKeyRepo
 from loom.storage.assistants import AssistantRepo
 from loom.storage.runs import RunRepo
 from loom.storage.threads import ThreadRepo
+from loom.tracing import Tracing, open_tracing
 
 log = logging.getLogger("loom")
 
@@ -63,6 +64,7 @@ class Runtime:
     executor: RunExecutor
     fence: ClaimFence
     metrics: Metrics
+    tracing: Tracing
     redis: redis.Redis | None = None
 
     def worker(self) -> Worker:
@@ -75,6 +77,7 @@ class Runtime:
             wakeup=self.wakeup,
             fence=self.fence,
             metrics=self.metrics,
+            tracing=self.tracing,
             options=WorkerOptions(
                 concurrency=s.worker_concurrency,
                 poll_seconds=s.worker_poll_seconds,
@@ -122,6 +125,8 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
         await prepare_schema(conn, checkpointer.setup)
 
     metrics = Metrics()
+    tracing = open_tracing(settings)
+    stack.callback(tracing.shutdown)
     retriever, ingest = await open_retrieval(settings, pool, stack, metrics)
     factory = default_factory(settings, checkpointer, retriever=retriever)
     queue = RunQueue(pool, settings.lease_seconds, settings.run_max_attempts)
@@ -158,6 +163,7 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
         executor=RunExecutor(factory, checkpointer, queue, broker, metrics),
         fence=fence,
         metrics=metrics,
+        tracing=tracing,
         redis=client,
     )
 

@@ -31,6 +31,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # stopped at the end whatever happened
+
+
 class Serve:
     def __init__(self, data_dir: Path) -> None:
         self.port = free_port()
@@ -46,6 +49,7 @@ class Serve:
         self.log = data_dir.parent / f"serve-{self.port}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(LOOM, env=env, stdout=out, stderr=out)
+        STARTED.append(self.proc)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 90
         while True:
@@ -80,7 +84,11 @@ def _wait_gone(pid: int, seconds: float = 20) -> bool:
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("embedded") / "data"
     yield folder
-    # Stop a Postgres a failed test may have left (only the one in this folder).
+    # Stop what a failed test may have left: its servers, then the Postgres of this folder.
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
     pid_file = folder / "pgdata" / "postmaster.pid"
     if pid_file.exists():
         pid = _postgres_pid(folder)
