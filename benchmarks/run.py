@@ -381,6 +381,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--soak-streams", type=int, default=50)
     parser.add_argument("--soak-form", default="serve", help="the Loom form soaked")
     parser.add_argument("--soak-delay-ms", type=float, default=20.0, help="per token")
+    parser.add_argument(
+        "--soak-stream-ttl",
+        type=float,
+        default=30.0,
+        help="LOOM_STREAM_TTL_SECONDS of the soaked server (finished runs' logs kept in memory)",
+    )
     parser.add_argument("--soak-only", action="store_true", help="only the soak")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -403,9 +409,13 @@ def run_soak(args: argparse.Namespace, admin: str, log_dir: Path) -> dict[str, A
     form = FORMS[args.soak_form]
     print(
         f"soak: {args.soak_streams} streams for {args.soak:g} s against {form.name},"
-        f" {args.tokens} tokens at {args.soak_delay_ms:g} ms/token, RSS every 10 s:",
+        f" {args.tokens} tokens at {args.soak_delay_ms:g} ms/token, stream logs kept"
+        f" {args.soak_stream_ttl:g} s, RSS every 10 s:",
         flush=True,
     )
+    # Finished runs' event logs stay in memory for LOOM_STREAM_TTL_SECONDS (600 s by default,
+    # longer than the soak): a short one makes the slope show growth, not that retention.
+    os.environ["LOOM_STREAM_TTL_SECONDS"] = f"{args.soak_stream_ttl:g}"
     with fake_llm(args.tokens, args.soak_delay_ms) as (llm, _):
         backend = Backend(create_database(admin), llm, args.redis_url, log_dir)
         with form.start(backend) as (url, pids):
@@ -443,12 +453,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             log_dir = Path(tmp) / "logs"
             log_dir.mkdir()
             bench = Bench(args, admin, log_dir, pg.get_pid())
-            print(
-                f"Loom benchmark: forms {', '.join(args.form_names)}; {args.rounds} round(s) of"
-                f" {args.seconds:g} s each at c={args.concurrency}, {args.tokens}-token replies,"
-                f" {os.cpu_count()} cores",
-                flush=True,
-            )
+            if not args.soak_only:
+                print(
+                    f"Loom benchmark: forms {', '.join(args.form_names)}; {args.rounds} round(s)"
+                    f" of {args.seconds:g} s each at c={args.concurrency}, {args.tokens}-token"
+                    f" replies, {os.cpu_count()} cores",
+                    flush=True,
+                )
             with fake_llm(args.tokens, 0) as (llm, fake_pid):
                 bench.fake_pid = fake_pid
                 for number in range(args.rounds):

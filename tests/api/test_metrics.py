@@ -8,7 +8,6 @@ form each process answers for itself (a worker's metrics are on ``LOOM_METRICS_P
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -78,7 +77,6 @@ def test_runs_tokens_latencies_and_errors(server: LoomServer, fake_llm: FakeOpen
 def test_open_streams_and_the_queue(server: LoomServer, fake_llm: FakeOpenAI) -> None:
     client = server.client("alice")
     _, thread_id = new_thread(client, CHATBOT)
-    gate = threading.Event()
     fake_llm.reply(text=TEXT, token_delay=0.2)
     stream = OpenStream(client, run_body(thread_id, "slowly"))
     stream.first_token()
@@ -86,7 +84,6 @@ def test_open_streams_and_the_queue(server: LoomServer, fake_llm: FakeOpenAI) ->
     assert value(during, "loom_streams_open") == 1
     assert value(during, "loom_runs", status="running") == 1
     stream.rest()
-    gate.set()
     deadline = time.monotonic() + 10
     while value(scrape(server.url), "loom_streams_open") != 0:
         assert time.monotonic() < deadline
