@@ -42,6 +42,11 @@ class FaultProxy:
             assert self._server is not None
             self._server.close()
             self._abort_all()
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         self._call(close())
         self._loop.call_soon_threadsafe(self._loop.stop)
