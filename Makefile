@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 
-.PHONY: start dev test test-py test-ui lint typecheck bench ui clean
+.PHONY: start dev test test-py test-ui lint typecheck bench soak ui clean
 
 $(BIN)/python:
 	@echo "==> Creating the Python environment in .venv"
@@ -57,6 +57,7 @@ typecheck: $(VENV)/.stamp-dev
 CLUSTER_SUITES := tests/runs/test_guide_runs.py tests/runs/test_stream.py \
 	tests/runs/test_concurrency_and_access.py tests/runs/test_multitask.py \
 	tests/runs/test_faults.py tests/runs/test_agent_tools.py tests/runs/test_long_thread.py \
+	tests/runs/test_db_faults.py tests/runs/test_redis_faults.py \
 	tests/retrieval/test_runs.py tests/retrieval/test_ingest.py \
 	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py \
 	tests/api/test_chat_ui_support.py
@@ -71,8 +72,12 @@ test-ui: frontend/node_modules/.stamp
 
 test: lint typecheck test-ui test-py
 
+# The figures, then a 5-minute soak (50 streams, RSS every 10 s and its slope).
 bench: $(VENV)/.stamp-dev
-	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.run --soak 300 $(BENCH_ARGS)
+
+soak: $(VENV)/.stamp-dev
+	$(BIN)/python -m benchmarks.run --soak-only $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,12 @@ What it does, all on this machine:
    one thread grown to ``--grown-turns`` turns);
 4. repeats the c=32 load with a fake at 20 ms/token (a one-second reply) for every form;
 5. runs Loom's chatbot graph in-process with ``AsyncPostgresSaver`` and no HTTP (the
-   in-process floor), and a few hundred turns on one thread for checkpoint bytes per turn.
+   in-process floor), and a few hundred turns on one thread for checkpoint bytes per turn;
+6. with ``--soak SECONDS`` (``make bench`` passes 300), a bounded soak last
+   (:mod:`benchmarks.soak`): ``--soak-streams`` streams (50) against ``--soak-form`` (serve),
+   replies at ``--soak-delay-ms`` per token, every reply checked token for token, the server's
+   RSS sampled every 10 s and printed with its slope. ``--soak-only`` runs just that
+   (``make soak``).
 
 A form that cannot start (e.g. its command line does not exist yet) is reported as
 "form X unavailable: ..." and skipped. Figures, not assertions: nothing here fails because a
@@ -40,7 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks import recovery
+from benchmarks import recovery, soak
 from benchmarks.forms import FORMS, Backend, Form, FormUnavailable
 from benchmarks.load import Client, first_token_c1, load, make_client
 
@@ -370,6 +375,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--recovery-lease", type=float, default=3.0, help="LOOM_LEASE_SECONDS for recovery"
     )
+    parser.add_argument(
+        "--soak", type=float, default=0.0, help="seconds of the soak at the end (0: none)"
+    )
+    parser.add_argument("--soak-streams", type=int, default=50)
+    parser.add_argument("--soak-form", default="serve", help="the Loom form soaked")
+    parser.add_argument("--soak-delay-ms", type=float, default=20.0, help="per token")
+    parser.add_argument(
+        "--soak-stream-ttl",
+        type=float,
+        default=30.0,
+        help="LOOM_STREAM_TTL_SECONDS of the soaked server (finished runs' logs kept in memory)",
+    )
+    parser.add_argument("--soak-only", action="store_true", help="only the soak")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.forms.split(",") if n.strip() and n.strip() != "floor"]
@@ -377,7 +395,44 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown form(s) {unknown}; known: {', '.join(FORMS)}")
     args.form_names = ["floor", *dict.fromkeys(names)]
+    if args.soak_form not in FORMS or args.soak_form == "floor":
+        parser.error(f"unknown --soak-form {args.soak_form!r}")
+    if args.soak_only:
+        args.soak = args.soak or 300.0
+        args.rounds, args.skip_slow, args.skip_in_process = 0, True, True
+        args.turns, args.recovery_trials = 0, 0
     return args
+
+
+def run_soak(args: argparse.Namespace, admin: str, log_dir: Path) -> dict[str, Any]:
+    """The soak (see :mod:`benchmarks.soak`) against a fresh ``--soak-form``."""
+    form = FORMS[args.soak_form]
+    print(
+        f"soak: {args.soak_streams} streams for {args.soak:g} s against {form.name},"
+        f" {args.tokens} tokens at {args.soak_delay_ms:g} ms/token, stream logs kept"
+        f" {args.soak_stream_ttl:g} s, RSS every 10 s:",
+        flush=True,
+    )
+    # Finished runs' event logs stay in memory for LOOM_STREAM_TTL_SECONDS (600 s by default,
+    # longer than the soak): a short one makes the slope show growth, not that retention.
+    os.environ["LOOM_STREAM_TTL_SECONDS"] = f"{args.soak_stream_ttl:g}"
+    with fake_llm(args.tokens, args.soak_delay_ms) as (llm, _):
+        backend = Backend(create_database(admin), llm, args.redis_url, log_dir)
+        with form.start(backend) as (url, pids):
+            result = asyncio.run(
+                soak.soak(
+                    url,
+                    pids,
+                    expected_text(args.tokens),
+                    streams=args.soak_streams,
+                    seconds=args.soak,
+                    log=lambda line: print(line, flush=True),
+                )
+            )
+    print(soak.report(result), flush=True)
+    for error in result.errors[:5]:
+        print(f"    {error}")
+    return result.figures()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -398,12 +453,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             log_dir = Path(tmp) / "logs"
             log_dir.mkdir()
             bench = Bench(args, admin, log_dir, pg.get_pid())
-            print(
-                f"Loom benchmark: forms {', '.join(args.form_names)}; {args.rounds} round(s) of"
-                f" {args.seconds:g} s each at c={args.concurrency}, {args.tokens}-token replies,"
-                f" {os.cpu_count()} cores",
-                flush=True,
-            )
+            if not args.soak_only:
+                print(
+                    f"Loom benchmark: forms {', '.join(args.form_names)}; {args.rounds} round(s)"
+                    f" of {args.seconds:g} s each at c={args.concurrency}, {args.tokens}-token"
+                    f" replies, {os.cpu_count()} cores",
+                    flush=True,
+                )
             with fake_llm(args.tokens, 0) as (llm, fake_pid):
                 bench.fake_pid = fake_pid
                 for number in range(args.rounds):
@@ -467,9 +523,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                             f"  (total {g['total_bytes'] / 1e6:.2f} MB)"
                         )
                     out["checkpoint_growth"] = growth
-            out |= summary(bench, forms)
-            out |= {"first_token_c1": bench.first_token, "slow": bench.slow}
-            out["unavailable"] = bench.unavailable
+            if args.soak:
+                try:
+                    out["soak"] = run_soak(args, admin, log_dir)
+                except (FormUnavailable, RuntimeError) as exc:
+                    print(f"  soak unavailable: {exc}", flush=True)
+            if not args.soak_only:
+                out |= summary(bench, forms)
+                out |= {"first_token_c1": bench.first_token, "slow": bench.slow}
+                out["unavailable"] = bench.unavailable
         finally:
             pg.cleanup()
     print(f"\n(bench took {time.monotonic() - started:.0f} s)")

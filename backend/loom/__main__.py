@@ -11,10 +11,15 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from loom.logs import configure_logging, logging_config
 from loom.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from loom.runtime import Runtime
 
 log = logging.getLogger("loom")
 
@@ -43,6 +48,22 @@ async def _prepare(settings: Settings) -> None:
             log.info("applied migration %s", name)
     finally:
         await pool.close()
+
+
+def _exit_on_signals() -> None:
+    """SIGTERM and SIGINT end the process through a normal interpreter exit, so ``finally``
+    blocks run (the embedded Postgres is let go).
+
+    uvicorn handles both signals while it serves, shuts down gracefully, then restores the
+    handlers it found and raises the signal again: with the default SIGTERM handler that
+    would kill the process on the spot, skipping every clean-up.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
 
 
 def _with_database(settings: Settings) -> tuple[Settings, object | None]:
@@ -79,6 +100,7 @@ def serve(settings: Settings) -> int:
             port=settings.port,
             workers=settings.processes,
             log_level=settings.log_level,
+            log_config=logging_config(settings),
             access_log=False,
             timeout_graceful_shutdown=10,
         )
@@ -88,12 +110,40 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+async def serve_metrics(runtime: Runtime, settings: Settings, stack: AsyncExitStack) -> None:
+    """A worker's metrics on ``LOOM_METRICS_PORT`` (it has no HTTP server otherwise), the
+    queue's gauges read every few seconds."""
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(
+        settings.metrics_port, addr=settings.host, registry=runtime.metrics.registry
+    )
+
+    async def refresh() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await runtime.metrics.refresh(runtime.pool)
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(refresh(), name="loom-metrics-refresh")
+
+    def close() -> None:
+        task.cancel()
+        server.shutdown()
+        thread.join(timeout=5)
+
+    stack.callback(close)
+    log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+
+
 async def run_worker(settings: Settings) -> None:
     """Execute queued runs until SIGTERM/SIGINT, then drain (see LOOM_DRAIN_SECONDS)."""
     from loom.runtime import describe, open_runtime
 
     async with AsyncExitStack() as stack:
         runtime = await open_runtime(settings, stack)
+        if settings.metrics_enabled and settings.metrics_port:
+            await serve_metrics(runtime, settings, stack)
         worker = runtime.worker()
         await worker.start()
         stopping = asyncio.Event()
@@ -184,9 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg = str(err["msg"]).removeprefix("Value error, ")
             print(f"loom: invalid configuration ({where}): {msg}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
+    _exit_on_signals()
     return COMMANDS[args.command](settings)
 
 

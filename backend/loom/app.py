@@ -24,9 +24,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from loom.api import api_keys, assistants, files, ingest, runs, threads
-from loom.api.deps import AppState, CurrentUser, PoolDep
+from loom.api.deps import AppState, CurrentUser, PoolDep, State
 from loom.api.errors import install_error_handlers
+from loom.api.observe import RequestContext
+from loom.api.retry import RetryReads
 from loom.auth import make_authenticator
+from loom.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from loom.protocols import chatkit
 from loom.protocols import openai as openai_protocol
 from loom.runs.service import RunService
@@ -53,6 +56,7 @@ def _mount_frontend(app: FastAPI, dist: Path) -> None:
         "api-keys",
         "v1",
         "chatkit",
+        "metrics",
     )
     if (dist / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
@@ -94,6 +98,7 @@ async def open_app_state(
         worker=worker,
         default_recursion_limit=settings.recursion_limit,
         lease_seconds=settings.lease_seconds,
+        metrics=runtime.metrics,
     )
     state_service = ThreadStateService(
         threads=runtime.threads,
@@ -164,6 +169,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RetryReads)
+    app.add_middleware(RequestContext)  # outermost: ids and spans cover the whole request
 
     # Request bodies are limited per router (FastAPI's max_body_size), inside the middleware
     # that keeps the 413's body in Loom's error shape.
@@ -182,6 +189,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         except Exception:
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
+
+    if settings.metrics_enabled:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(state: State) -> Response:
+            """This process's metrics, in Prometheus's text format."""
+            runtime = state.runtime
+            try:
+                await runtime.metrics.refresh(runtime.pool)
+            except Exception as exc:  # the rest is still worth answering
+                log.warning("could not read the queue for /metrics (%r)", exc)
+            return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/me", tags=["auth"])
     async def me(user: CurrentUser) -> dict[str, str]:

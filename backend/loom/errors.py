@@ -108,8 +108,21 @@ class RunLost(LoomError):
     default_message = "The run was stopped repeatedly before it could finish"
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
+
+
 def public_error(exc: BaseException) -> tuple[str, str]:
     """The stable code and client-safe message for any exception."""
     if isinstance(exc, LoomError):
         return exc.code, exc.message
+    if _database_unreachable(exc):
+        return ServiceUnavailable.code, DATABASE_UNAVAILABLE
     return LoomError.code, INTERNAL_MESSAGE
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """A lost or refused database connection, or no pooled connection in time."""
+    from psycopg import OperationalError
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, OperationalError | PoolTimeout)

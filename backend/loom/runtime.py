@@ -26,6 +26,7 @@ from loom.db.embedded import start_embedded
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
 from loom.db.types import Pool
+from loom.metrics import Metrics
 from loom.retrieval import open_retrieval
 from loom.retrieval.ingest import IngestService
 from loom.runs.broker import Broker, LocalBroker
@@ -41,6 +42,7 @@ from loom.storage.assistants import AssistantRepo
 from loom.storage.checkpoints import LoomSaver
 from loom.storage.runs import RunRepo
 from loom.storage.threads import ThreadRepo
+from loom.tracing import Tracing, open_tracing
 
 log = logging.getLogger("loom")
 
@@ -62,6 +64,8 @@ class Runtime:
     wakeup: Wakeup
     executor: RunExecutor
     fence: ClaimFence
+    metrics: Metrics
+    tracing: Tracing
     redis: redis.Redis | None = None
 
     def worker(self) -> Worker:
@@ -73,6 +77,8 @@ class Runtime:
             broker=self.broker,
             wakeup=self.wakeup,
             fence=self.fence,
+            metrics=self.metrics,
+            tracing=self.tracing,
             options=WorkerOptions(
                 concurrency=s.worker_concurrency,
                 poll_seconds=s.worker_poll_seconds,
@@ -119,7 +125,10 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
     async with pool.connection() as conn:
         await prepare_schema(conn, checkpointer.setup)
 
-    retriever, ingest = await open_retrieval(settings, pool, stack)
+    metrics = Metrics()
+    tracing = open_tracing(settings)
+    stack.callback(tracing.shutdown)
+    retriever, ingest = await open_retrieval(settings, pool, stack, metrics)
     factory = default_factory(settings, checkpointer, retriever=retriever)
     queue = RunQueue(pool, settings.lease_seconds, settings.run_max_attempts)
 
@@ -152,8 +161,10 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
         queue=queue,
         broker=broker,
         wakeup=wakeup,
-        executor=RunExecutor(factory, checkpointer, queue, broker),
+        executor=RunExecutor(factory, checkpointer, queue, broker, metrics),
         fence=fence,
+        metrics=metrics,
+        tracing=tracing,
         redis=client,
     )
 

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     )
     env: Literal["development", "production"] = "development"
     log_level: str = "info"
+    # ``json``: one JSON object per line, with the request, user, thread and run ids.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics on every server process; ``loom worker`` serves them on this port (0: off).
+    metrics_enabled: bool = True
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # OpenTelemetry traces (needs the ``otel`` extra): off unless an exporter is named.
+    otel_exporter: Literal["none", "otlp", "console"] = "none"
+    otel_endpoint: str | None = None  # OTLP/HTTP traces URL (default: the SDK's own)
+    otel_service_name: str = "loom"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     frontend_dist: Path = Path("frontend/dist")
 
@@ -50,6 +59,12 @@ class Settings(BaseSettings):
     # Off behind a connection pooler that cannot keep prepared statements (PgBouncer < 1.21
     # in transaction mode).
     db_prepared_statements: bool = True
+    # Surviving a database restart (see db/pool.py): pooled connections idle this long are
+    # checked before use (0: every checkout); idle connections are closed, old ones replaced.
+    db_check_after_idle_seconds: float = Field(default=1.0, ge=0)
+    db_pool_max_idle_seconds: float = Field(default=300.0, gt=0)
+    db_pool_max_lifetime_seconds: float = Field(default=3600.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     redis_url: str | None = None
     redis_prefix: str = "loom:"
     checkpoint_snapshot_frequency: int = Field(default=1000, ge=1)
@@ -123,6 +138,13 @@ class Settings(BaseSettings):
     embedding_dimensions: int = Field(default=1536, ge=1, le=16000)
     ingest_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     ingest_max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    # Reading uploads: a bounded pool of parser threads, a time limit per file, and caps
+    # checked before parsing (PDF pages; a DOCX's uncompressed size and zip entries).
+    ingest_parse_workers: int = Field(default=2, ge=1, le=64)
+    ingest_parse_seconds: float = Field(default=60.0, gt=0)
+    ingest_max_pdf_pages: int = Field(default=1000, ge=1)
+    ingest_max_docx_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    ingest_max_docx_entries: int = Field(default=2000, ge=1)
     chunk_size: int = Field(default=1000, ge=100)
     chunk_overlap: int = Field(default=200, ge=0)
     retrieval_k: int = Field(default=4, ge=1, le=50)

@@ -424,6 +424,8 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
         self._embedding_errors: deque[Reply] = deque()
+        self._embed_gate: threading.Event | None = None
+        self.embeddings_waiting = 0  # embeddings requests held by hold_embeddings()
         self._rules: list[Rule] = []
         self._requests: list[tuple[str, dict[str, Any]]] = []
         self._default_delay = token_delay
@@ -666,10 +668,20 @@ class FakeOpenAI:
             self._rules.append(rule)
         return rule
 
+    def hold_embeddings(self) -> threading.Event:
+        """Make embeddings requests wait until the returned event is set (or ``reset()``)."""
+        gate = threading.Event()
+        with self._lock:
+            self._embed_gate = gate
+        return gate
+
     def reset(self) -> None:
         """Forget queued replies, rules, recorded requests and default changes."""
         text, delay = self._initial_default
         with self._lock:
+            if self._embed_gate is not None:
+                self._embed_gate.set()
+                self._embed_gate = None
             self._queue.clear()
             self._embedding_errors.clear()
             self._rules.clear()
@@ -1005,6 +1017,15 @@ class FakeOpenAI:
             if self.record_requests:
                 self._requests.append(("embeddings", body))
             err_reply = self._embedding_errors.popleft() if self._embedding_errors else None
+            gate = self._embed_gate
+        if gate is not None and not gate.is_set():
+            with self._lock:
+                self.embeddings_waiting += 1
+            try:
+                await asyncio.to_thread(gate.wait)
+            finally:
+                with self._lock:
+                    self.embeddings_waiting -= 1
         if err_reply is not None and err_reply.error is not None:
             await self._send_error(writer, err_reply.error, keep_alive)
             return keep_alive

@@ -11,7 +11,9 @@ Path prefixes:
 
 and for the web fetcher: ``/page.html``, ``/plain.txt``, ``/image.png``, ``/big`` (64 KiB),
 ``/redirect?to=<url>``, ``/redirect-chain?n=<k>``, ``/slow?seconds=<s>``, ``/echo-host``,
-``/admin``. Every request is recorded; ``fail(prefix, status)`` makes a prefix answer an error.
+``/admin``, and ``/bomb?enc=<coding>[,<coding>]&mib=<n>`` (``n`` MiB of text, compressed
+with the given ``Content-Encoding`` chain: a decompression bomb). Every request is
+recorded; ``fail(prefix, status)`` makes a prefix answer an error.
 
 Use::
 
@@ -22,10 +24,12 @@ Use::
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from html import escape
@@ -439,6 +443,7 @@ class FakeToolApis:
             Route("/redirect", _redirect),
             Route("/redirect-chain", _redirect_chain),
             Route("/slow", _slow),
+            Route("/bomb", _bomb),
             Route("/echo-host", lambda r: PlainTextResponse(f"host={r.headers.get('host')}")),
             Route("/admin", lambda r: PlainTextResponse("admin secrets")),
         ]
@@ -579,6 +584,36 @@ async def _redirect_chain(request: Request) -> Response:
     if n <= 0:
         return PlainTextResponse("end of chain")
     return Response(status_code=302, headers={"Location": f"/redirect-chain?n={n - 1}"})
+
+
+@functools.cache
+def bomb_body(codings: tuple[str, ...], mib: int) -> bytes:
+    """``mib`` MiB of one repeated letter, compressed with ``codings`` in order."""
+    block = b"a" * (1 << 20)
+    body = b""
+    for i, coding in enumerate(codings):
+        if coding == "zstd":
+            import zstandard
+
+            compressor = zstandard.ZstdCompressor(level=3).compressobj()
+            if i == 0:
+                parts = [compressor.compress(block) for _ in range(mib)]
+            else:
+                parts = [compressor.compress(body)]
+            body = b"".join(parts) + compressor.flush()
+        else:
+            wbits = 31 if coding == "gzip" else 15
+            z = zlib.compressobj(9, zlib.DEFLATED, wbits)
+            parts = [z.compress(block) for _ in range(mib)] if i == 0 else [z.compress(body)]
+            body = b"".join(parts) + z.flush()
+    return body
+
+
+async def _bomb(request: Request) -> Response:
+    codings = tuple(c.strip() for c in request.query_params.get("enc", "gzip").split(","))
+    mib = int(request.query_params.get("mib", "512"))
+    body = await asyncio.to_thread(bomb_body, codings, mib)
+    return Response(body, media_type="text/plain", headers={"Content-Encoding": ", ".join(codings)})
 
 
 async def _slow(request: Request) -> Response:

@@ -17,6 +17,7 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Path, Request
 
+from loom import logs
 from loom.agents.registry import AgentFactory
 from loom.auth import Authenticator, User
 from loom.db.types import Pool
@@ -117,7 +118,9 @@ Search = Annotated[ThreadSearch, Depends(_search)]
 
 
 async def current_user(request: Request, state: State) -> User:
-    return await state.auth.authenticate(request)
+    user = await state.auth.authenticate(request)
+    logs.user_id.set(user.user_id)  # for the request's log lines
+    return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
@@ -136,6 +139,7 @@ async def own_thread(
     thread = await threads.get_own(user.user_id, parse_id(thread_id, "Thread"))
     if thread is None:
         raise NotFound("Thread not found")
+    logs.thread_id.set(str(thread.thread_id))
     return thread
 
 
@@ -161,6 +165,8 @@ async def own_run(run_id: Annotated[str, Path()], user: CurrentUser, runs: RunRe
     run = await runs.get_own(user.user_id, parse_id(run_id, "Run"))
     if run is None:
         raise NotFound("Run not found")
+    logs.run_id.set(str(run.run_id))
+    logs.thread_id.set(str(run.thread_id))
     return run
 
 

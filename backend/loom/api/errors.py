@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loom.errors import INTERNAL_MESSAGE, LoomError, Unauthorized
+from loom.errors import INTERNAL_MESSAGE, LoomError, Unauthorized, public_error
 
 log = logging.getLogger("loom.errors")
 
@@ -125,6 +125,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json(exc.status_code, detail, dict(exc.headers or {}) or None)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        code, message = public_error(exc)
+        if code != "internal":  # e.g. the database is unreachable: 503
+            log.warning("request failed: %r", exc)
+            return _json(http_status(code), message)
         log.exception("unhandled error", exc_info=exc)
         return _json(500, INTERNAL_MESSAGE)
 

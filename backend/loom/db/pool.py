@@ -1,8 +1,21 @@
-"""The psycopg 3 async connection pool."""
+"""The psycopg 3 async connection pool.
+
+Connections survive a database restart: a connection handed out by the pool is checked
+first (an empty query) when it has been idle for ``LOOM_DB_CHECK_AFTER_IDLE_SECONDS`` or more,
+so connections cut while they sat in the pool are replaced, not given to a request (a
+connection in use during a restart fails, and the pool drops it when it comes back).
+Connections idle for ``LOOM_DB_POOL_MAX_IDLE_SECONDS`` are closed, and every connection is
+replaced after ``LOOM_DB_POOL_MAX_LIFETIME_SECONDS``. A connection used a moment ago skips
+the check, which keeps a busy pool's checkouts free of an extra round trip; a read that still
+meets a dead connection is retried once (:mod:`loom.api.retry`).
+"""
 
 from __future__ import annotations
 
-from psycopg import AsyncConnection
+import time
+import weakref
+
+from psycopg import AsyncConnection, OperationalError
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,6 +28,27 @@ async def _configure(conn: AsyncConnection[object]) -> None:
     await conn.set_autocommit(True)
 
 
+class _Checks:
+    """Checks a connection on checkout unless it was returned to the pool a moment ago."""
+
+    def __init__(self, idle_seconds: float) -> None:
+        self._idle = idle_seconds
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[object], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def reset(self, conn: AsyncConnection[object]) -> None:
+        self._returned[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConnection[object]) -> None:
+        if conn.broken or conn.closed:
+            raise OperationalError("the connection is closed")
+        returned = self._returned.get(conn)
+        if returned is not None and time.monotonic() - returned < self._idle:
+            return
+        await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_pool(
     url: str, settings: Settings
 ) -> AsyncConnectionPool[AsyncConnection[dict[str, object]]]:
@@ -23,6 +57,7 @@ async def open_pool(
     Connections are in autocommit mode with dict rows (what ``AsyncPostgresSaver`` expects);
     multi-statement units of work use ``async with conn.transaction()``.
     """
+    checks = _Checks(settings.db_check_after_idle_seconds)
     pool: AsyncConnectionPool[AsyncConnection[dict[str, object]]] = AsyncConnectionPool(
         url,
         min_size=settings.db_pool_min,
@@ -35,6 +70,11 @@ async def open_pool(
             "prepare_threshold": 5 if settings.db_prepared_statements else None,
         },
         configure=_configure,
+        check=checks.check,
+        reset=checks.reset,
+        max_idle=settings.db_pool_max_idle_seconds,
+        max_lifetime=settings.db_pool_max_lifetime_seconds,
+        timeout=settings.db_pool_timeout_seconds,
         open=False,
         name="loom",
     )

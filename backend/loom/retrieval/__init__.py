@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from loom.db.types import Pool
+from loom.metrics import Metrics
 from loom.retrieval.embeddings import Embedder
 from loom.retrieval.ingest import FileResult, IngestService, Target
 from loom.retrieval.jobs import IngestJob
@@ -40,7 +41,7 @@ __all__ = [
 
 
 async def open_retrieval(
-    settings: Settings, pool: Pool, stack: AsyncExitStack
+    settings: Settings, pool: Pool, stack: AsyncExitStack, metrics: Metrics | None = None
 ) -> tuple[PgRetriever, IngestService]:
     """Create the vector index if needed; build the retriever and the ingest service.
 
@@ -49,7 +50,8 @@ async def open_retrieval(
     embedder = Embedder(settings)
     store = VectorStore(pool, settings.embedding_dimensions)
     await store.ensure_index()
-    service = IngestService(pool, settings, embedder, store)
+    service = IngestService(pool, settings, embedder, store, metrics)
     await service.jobs.purge()
+    await store.purge_staged()
     stack.push_async_callback(service.shutdown)
     return PgRetriever(store, embedder, settings.retrieval_k), service

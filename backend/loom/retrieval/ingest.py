@@ -4,14 +4,29 @@ Pipeline for one request (``POST /ingest``):
 
 1. **Check** every file (before any work): per-file size (413), then what it really is
    (:mod:`loom.retrieval.loaders`; unsupported or mismatched type: 415).
-2. **Extract and split** every file in a worker thread: text per document (per page for PDFs),
-   split with ``RecursiveCharacterTextSplitter`` (``LOOM_CHUNK_SIZE`` / ``LOOM_CHUNK_OVERLAP``;
-   Markdown-aware separators for Markdown). A file that cannot be read: 422.
-3. **Embed and store** in one database transaction: chunks are embedded
-   :data:`~loom.retrieval.embeddings.EMBED_BATCH` at a time (a few requests in flight) and
-   copied into ``document`` as they come, so memory stays bounded by a window of batches. Before
-   committing, the target assistant or thread is locked (``FOR KEY SHARE``) and must still
-   belong to the caller, so an ingest racing a delete never leaves orphan documents.
+2. **Extract and split** every file in the parse pool: a thread pool of its own,
+   ``LOOM_INGEST_PARSE_WORKERS`` threads for the whole process (uploads queue for it rather
+   than crowd the shared default pool), with ``LOOM_INGEST_PARSE_SECONDS`` per file and the
+   caps of :class:`~loom.retrieval.loaders.ParseLimits` checked before parsing. Text per
+   document (per page for PDFs), split with ``RecursiveCharacterTextSplitter``
+   (``LOOM_CHUNK_SIZE`` / ``LOOM_CHUNK_OVERLAP``; Markdown-aware separators for Markdown). A
+   file that cannot be read: 422; one over a cap: 413.
+3. **Embed and store**: chunks are embedded :data:`~loom.retrieval.embeddings.EMBED_BATCH` at
+   a time (a few requests in flight); each window of vectors is copied into the
+   ``document_staging`` table with a connection taken only for that copy, so no pooled
+   connection waits on the embeddings provider and memory stays bounded by a window. At the
+   end, one short transaction locks the target assistant or thread (``FOR KEY SHARE``; it must
+   still belong to the caller, so an ingest racing a delete never leaves orphan documents) and
+   moves the staged rows into ``document``. A failed ingest deletes its staged rows; rows a
+   crashed process left behind are purged at start.
+
+Why threads and not a process pool for parsing: every parser input is bounded before it is
+parsed (file size, PDF pages, a DOCX's declared uncompressed size and entry count, pypdf's
+per-stream decompression caps), so a parse cannot run away in memory, and the deadline is
+checked between pages (PDF) and blocks (DOCX), so a parse stops within one page of its time
+limit. The request is answered at the limit in any case. A process pool would add a hard
+kill for a single pathological page, at the price of a process per parser and of copying
+every upload across; the caps make that unnecessary.
 
 Any failure rolls everything back: a request stores all its files or none, and the error names
 every file at fault and why (413 over 415 over 422 when several fail).
@@ -34,6 +49,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +66,19 @@ from loom.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from loom.metrics import Metrics
 from loom.retrieval.embeddings import EMBED_BATCH, Embedder
 from loom.retrieval.jobs import HEARTBEAT_SECONDS, IngestJob, IngestJobRepo
-from loom.retrieval.loaders import MIME_TYPES, FileRejected, Kind, Upload, extract, identify
+from loom.retrieval.loaders import (
+    MIME_TYPES,
+    FileRejected,
+    Kind,
+    ParseLimits,
+    Upload,
+    extract,
+    identify,
+    too_slow,
+)
 from loom.retrieval.store import ChunkRow, VectorStore, vector_literal
 from loom.settings import Settings
 from loom.storage.namespaces import Owner, namespace
@@ -144,12 +170,25 @@ def splitter_for(kind: Kind, settings: Settings) -> RecursiveCharacterTextSplitt
     )
 
 
-def chunk_file(checked: CheckedFile, settings: Settings) -> list[Chunk]:
+def parse_limits(settings: Settings) -> ParseLimits:
+    return ParseLimits(
+        pdf_max_pages=settings.ingest_max_pdf_pages,
+        docx_max_bytes=settings.ingest_max_docx_bytes,
+        docx_max_entries=settings.ingest_max_docx_entries,
+        seconds=settings.ingest_parse_seconds,
+    )
+
+
+def chunk_file(
+    checked: CheckedFile, settings: Settings, limits: ParseLimits | None = None
+) -> list[Chunk]:
     """Extract and split one file (blocking: run it in a worker thread)."""
     upload, kind = checked.upload, checked.kind
     splitter = splitter_for(kind, settings)
     chunks: list[Chunk] = []
-    for section in extract(upload, kind):
+    limits = (limits or parse_limits(settings)).started()
+    for section in extract(upload, kind, limits):
+        limits.check_time(upload.filename)
         for piece in splitter.split_text(section.text):
             text = piece.replace("\x00", "").strip()
             if not text:
@@ -190,14 +229,23 @@ class IngestService:
     """Checks, extracts, embeds and stores uploads; runs asynchronous ingest jobs."""
 
     def __init__(
-        self, pool: Pool, settings: Settings, embedder: Embedder, store: VectorStore
+        self,
+        pool: Pool,
+        settings: Settings,
+        embedder: Embedder,
+        store: VectorStore,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self.settings = settings
         self.embedder = embedder
         self.store = store
         self.jobs = IngestJobRepo(pool)
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._parser = ThreadPoolExecutor(
+            max_workers=settings.ingest_parse_workers, thread_name_prefix="loom-parse"
+        )
 
     # -- public -------------------------------------------------------------------------------
 
@@ -233,11 +281,19 @@ class IngestService:
         self, target: Target, uploads: Sequence[Upload], progress: Progress | None = None
     ) -> list[FileResult]:
         """Ingest synchronously: returns once every chunk is stored. Closes the uploads."""
+        status = "error"
         try:
             checked = await self.check(uploads)
-            return await self._ingest(target, checked, progress or Progress())
+            results = await self._ingest(target, checked, progress or Progress())
+            status = "done"
+            return results
         finally:
             close_uploads(uploads)
+            self._count("sync", status)
+
+    def _count(self, mode: str, status: str) -> None:
+        if self._metrics is not None:
+            self._metrics.ingest_jobs.labels(mode, status).inc()
 
     async def start_job(self, target: Target, uploads: Sequence[Upload]) -> IngestJob:
         """Check the uploads, then ingest them in the background. Closes the uploads."""
@@ -271,6 +327,21 @@ class IngestService:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._parser.shutdown(wait=False, cancel_futures=True)
+
+    async def parse(self, item: CheckedFile) -> list[Chunk]:
+        """Extract and split one file in the parse pool, within the time limit."""
+        limits = parse_limits(self.settings).started()
+        seconds = self.settings.ingest_parse_seconds
+        future = self._parser.submit(chunk_file, item, self.settings, limits)
+        try:
+            # The parse itself stops at its deadline (checked between pages); the wait is a
+            # little longer so that its own message wins when it does.
+            async with asyncio.timeout(seconds + 1.0):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            future.cancel()
+            raise FileRejected(item.upload.filename, 422, too_slow(seconds)) from None
 
     # -- pipeline -----------------------------------------------------------------------------
 
@@ -281,7 +352,7 @@ class IngestService:
         problems: list[FileRejected] = []
         for done, item in enumerate(checked, start=1):
             try:
-                per_file.append(await asyncio.to_thread(chunk_file, item, self.settings))
+                per_file.append(await self.parse(item))
             except FileRejected as exc:
                 problems.append(exc)
             await progress.files(done)
@@ -311,21 +382,36 @@ class IngestService:
         total = len(chunks)
         window = EMBED_BATCH * EMBED_CONCURRENCY
         ids: list[str] = []
+        batch = uuid.uuid4()
         await progress.chunks(0, total)
-        async with self._pool.connection() as conn, conn.transaction():
+        try:
             for start in range(0, total, window):
                 part = chunks[start : start + window]
                 batches = [part[i : i + EMBED_BATCH] for i in range(0, len(part), EMBED_BATCH)]
+                # No connection is held while the provider works.
                 vectors = await asyncio.gather(
                     *(self.embedder.embed_documents([c.text for c in b]) for b in batches)
                 )
                 # Formatting a window of vectors as text takes a while: not on the event loop.
                 rows = await asyncio.to_thread(_rows, batches, vectors)
-                await self.store.add(conn, target.namespace, rows)
+                async with self._pool.connection() as conn:
+                    await self.store.stage(conn, batch, rows)
                 ids.extend(str(r.id) for r in rows)
                 await progress.chunks(start + len(part), total)
-            await _lock_target(conn, target)
+            async with self._pool.connection() as conn, conn.transaction():
+                await _lock_target(conn, target)
+                await self.store.publish_staged(conn, batch, target.namespace)
+        except BaseException:
+            await asyncio.shield(self._discard(batch))
+            raise
         return ids
+
+    async def _discard(self, batch: uuid.UUID) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await self.store.discard_staged(conn, batch)
+        except Exception as exc:  # purged at the next start
+            log.warning("could not delete the staged chunks of a failed ingest (%r)", exc)
 
     async def _run_job(
         self,
@@ -335,9 +421,11 @@ class IngestService:
         uploads: Sequence[Upload],
     ) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(job_id))
+        status = "error"
         try:
             results = await self._ingest(target, checked, _JobProgress(self.jobs, job_id))
             await self.jobs.finish(job_id, [r.summary() for r in results])
+            status = "done"
         except asyncio.CancelledError:
             await asyncio.shield(self._fail(job_id, INTERRUPTED_MESSAGE))
             raise
@@ -349,6 +437,7 @@ class IngestService:
         finally:
             heartbeat.cancel()
             close_uploads(uploads)
+            self._count("async", status)
 
     async def _fail(self, job_id: uuid.UUID, message: str) -> None:
         try:

@@ -8,7 +8,14 @@ PDF, or a PDF named ``.txt``, is refused (415), as is anything that is none of t
 kinds. A file of the right kind that cannot be read (a corrupt PDF, broken DOCX XML, no text at
 all) is refused with 422. Every refusal is a :class:`FileRejected` naming the file and why.
 
-Everything here is synchronous and CPU-bound: callers run it in a worker thread.
+Parsing is bounded before it starts and while it runs (:class:`ParseLimits`): a DOCX by the
+uncompressed size and number of its zip entries (read from the archive's directory, before
+anything is inflated; reads never inflate past the sizes declared there), a PDF by its page
+count (the page tree's ``/Count``, before any page is parsed), by pypdf's per-stream
+decompression limits (lowered here) and by a deadline checked between pages and blocks.
+
+Everything here is synchronous and CPU-bound: callers run it in a worker thread (the ingest's
+bounded parse pool, :mod:`loom.retrieval.ingest`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,9 +66,40 @@ _CONTENT_TYPES: dict[str, Kind] = {v: k for k, v in MIME_TYPES.items()} | {
 _TEXTUAL: frozenset[Kind] = frozenset({"text", "markdown", "html"})
 _HTML_TAGS = re.compile(rb"<(?:!doctype\s+html|html|head|body)[\s>/]", re.IGNORECASE)
 _SNIFF_BYTES = 8192
-# A DOCX's parts are zip members: refuse archives that would inflate past this many times the
-# upload's own size (decompression bombs).
-DOCX_MAX_INFLATION = 50
+# pypdf's own decompression caps (75 MB per stream by default), lowered: text extraction
+# never needs a content stream this large.
+PDF_STREAM_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one file may cost to read (the defaults are the settings' defaults)."""
+
+    pdf_max_pages: int = 1000
+    docx_max_bytes: int = 32 * 1024 * 1024  # uncompressed, all zip entries together
+    docx_max_entries: int = 2000
+    seconds: float | None = None  # how long reading may take
+    deadline: float | None = None  # ``time.monotonic()`` by which it must be done
+
+    def started(self) -> ParseLimits:
+        """These limits with the deadline set from now."""
+        if self.seconds is None or self.deadline is not None:
+            return self
+        return ParseLimits(
+            self.pdf_max_pages,
+            self.docx_max_bytes,
+            self.docx_max_entries,
+            self.seconds,
+            time.monotonic() + self.seconds,
+        )
+
+    def check_time(self, filename: str) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise FileRejected(filename, 422, too_slow(self.seconds or 0))
+
+
+def too_slow(seconds: float) -> str:
+    return f"reading the file took longer than {seconds:g} seconds"
 
 
 class FileRejected(Exception):
@@ -172,31 +211,84 @@ def identify(upload: Upload) -> Kind:
     raise FileRejected(upload.filename, 415, reason)
 
 
-def _pdf_sections(upload: Upload) -> list[Section]:
+def _declared_pages(reader: object) -> int | None:
+    """The page count the PDF declares (its page tree's ``/Count``), read without parsing
+    the pages; ``None`` when it has none readable."""
+    try:
+        count = reader.trailer["/Root"]["/Pages"]["/Count"]  # type: ignore[attr-defined]
+        return int(count)
+    except Exception:
+        return None
+
+
+def _pdf_sections(upload: Upload, limits: ParseLimits) -> list[Section]:
+    import pypdf
     from pypdf import PdfReader
 
+    # Scoped to this thread's context (pypdf keeps its configuration in a context variable).
+    pypdf.overwrite_configuration(
+        zlib_maximum_output_length=PDF_STREAM_MAX_BYTES,
+        lzw_maximum_output_length=PDF_STREAM_MAX_BYTES,
+        run_length_maximum_output_length=PDF_STREAM_MAX_BYTES,
+        brotli_maximum_output_length=PDF_STREAM_MAX_BYTES,
+        jbig2_maximum_output_length=PDF_STREAM_MAX_BYTES,
+        array_based_stream_maximum_output_length=PDF_STREAM_MAX_BYTES,
+        image_maximum_buffer_size=PDF_STREAM_MAX_BYTES,
+        stream_decoding_work_maximum_length=4 * PDF_STREAM_MAX_BYTES,
+        page_tree_maximum_entries=2 * limits.pdf_max_pages + 100,
+    )
     upload.file.seek(0)
     reader = PdfReader(upload.file)
     if reader.is_encrypted and not reader.decrypt(""):
         raise FileRejected(upload.filename, 422, "the PDF is encrypted")
-    return [
-        Section(text=page.extract_text() or "", page=number)
-        for number, page in enumerate(reader.pages, start=1)
-    ]
+    declared = _declared_pages(reader)
+    if declared is not None and declared > limits.pdf_max_pages:
+        raise FileRejected(upload.filename, 413, _too_many_pages(declared, limits))
+    sections: list[Section] = []
+    for number, page in enumerate(reader.pages, start=1):
+        if number > limits.pdf_max_pages:  # a /Count that lied
+            raise FileRejected(upload.filename, 413, _too_many_pages(None, limits))
+        limits.check_time(upload.filename)
+        sections.append(Section(text=page.extract_text() or "", page=number))
+    return sections
 
 
-def _docx_blocks(upload: Upload) -> Iterator[str]:
+def _too_many_pages(pages: int | None, limits: ParseLimits) -> str:
+    shown = f"{pages} pages" if pages is not None else "more pages than allowed"
+    return f"the PDF has {shown} (the limit is {limits.pdf_max_pages})"
+
+
+def check_docx(upload: Upload, limits: ParseLimits) -> None:
+    """Refuse a DOCX whose archive has too many entries or would inflate too far (zip
+    bombs), from the archive's directory alone: nothing is inflated."""
+    upload.file.seek(0)
+    with zipfile.ZipFile(upload.file) as archive:
+        entries = archive.infolist()
+    if len(entries) > limits.docx_max_entries:
+        raise FileRejected(
+            upload.filename,
+            413,
+            f"the DOCX has {len(entries)} parts (the limit is {limits.docx_max_entries})",
+        )
+    inflated = sum(info.file_size for info in entries)
+    if inflated > limits.docx_max_bytes:
+        raise FileRejected(
+            upload.filename,
+            413,
+            f"the DOCX inflates to {inflated} bytes (the limit is {limits.docx_max_bytes})",
+        )
+
+
+def _docx_blocks(upload: Upload, limits: ParseLimits) -> Iterator[str]:
     import docx
     from docx.table import Table
 
+    check_docx(upload, limits)
     upload.file.seek(0)
-    with zipfile.ZipFile(upload.file) as archive:
-        inflated = sum(info.file_size for info in archive.infolist())
-    if inflated > DOCX_MAX_INFLATION * max(upload.size, 1):
-        raise FileRejected(upload.filename, 422, "the DOCX inflates to an implausible size")
-    upload.file.seek(0)
+    # zipfile never inflates an entry past the size its directory declares (checked above).
     document = docx.Document(upload.file)
     for block in document.iter_inner_content():
+        limits.check_time(upload.filename)
         if isinstance(block, Table):
             for row in block.rows:
                 cells = [cell.text.strip() for cell in row.cells]
@@ -212,13 +304,15 @@ def _text(upload: Upload) -> str:
     return text
 
 
-def extract(upload: Upload, kind: Kind) -> list[Section]:
-    """The text of ``upload`` read as ``kind``; raises :class:`FileRejected` (422) on failure."""
+def extract(upload: Upload, kind: Kind, limits: ParseLimits | None = None) -> list[Section]:
+    """The text of ``upload`` read as ``kind``; raises :class:`FileRejected` (422) on failure,
+    413 when the file is over a :class:`ParseLimits` size."""
+    limits = (limits or ParseLimits()).started()
     try:
         if kind == "pdf":
-            sections = _pdf_sections(upload)
+            sections = _pdf_sections(upload, limits)
         elif kind == "docx":
-            sections = [Section("\n".join(_docx_blocks(upload)))]
+            sections = [Section("\n".join(_docx_blocks(upload, limits)))]
         elif kind == "html":
             title, body = html_to_text(_text(upload))
             sections = [Section(f"{title}\n\n{body}" if title and title not in body else body)]

@@ -116,6 +116,44 @@ class VectorStore:
                     (row.id, namespace, row.content, Jsonb(row.metadata), row.embedding)
                 )
 
+    async def stage(
+        self, conn: AsyncConnection[Row], batch: uuid.UUID, rows: Sequence[ChunkRow]
+    ) -> None:
+        """Write ``rows`` to ``document_staging`` under ``batch`` (not searchable yet)."""
+        async with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY document_staging (batch_id, id, content, metadata, embedding) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                await copy.write_row(
+                    (batch, row.id, row.content, Jsonb(row.metadata), row.embedding)
+                )
+
+    async def publish_staged(
+        self, conn: AsyncConnection[Row], batch: uuid.UUID, namespace: str
+    ) -> None:
+        """Move ``batch`` from staging into ``document`` (inside the caller's transaction)."""
+        await conn.execute(
+            "INSERT INTO document (id, namespace, content, metadata, embedding)"
+            " SELECT id, %s, content, metadata, embedding FROM document_staging"
+            " WHERE batch_id = %s",
+            (namespace, batch),
+        )
+        await self.discard_staged(conn, batch)
+
+    async def discard_staged(self, conn: AsyncConnection[Row], batch: uuid.UUID) -> None:
+        await conn.execute("DELETE FROM document_staging WHERE batch_id = %s", (batch,))
+
+    async def purge_staged(self) -> int:
+        """Delete staged rows a crashed process left behind (older than a day)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM document_staging WHERE created_at < now() - interval '1 day'"
+            )
+            return cur.rowcount
+
     async def delete_ids(self, namespace: str, ids: Sequence[str]) -> int:
         """Delete the documents with these ids in ``namespace``; returns how many went."""
         if not ids:

@@ -29,6 +29,7 @@ from loom.agents.graphs import SINK_KEY
 from loom.agents.registry import AgentFactory
 from loom.agents.serialize import message_start, message_to_dict
 from loom.errors import public_error
+from loom.metrics import Metrics
 from loom.runs.broker import Broker, Publisher
 from loom.runs.events import (
     EndEvent,
@@ -109,21 +110,32 @@ def run_config(run: Run, checkpoint_id: str | None) -> RunnableConfig:
 class _Sink:
     """A run's token sink: model text straight into its event log."""
 
-    __slots__ = ("_open", "_publish")
+    __slots__ = ("_open", "_publish", "first_token", "started", "tokens")
 
     def __init__(self, publish: Callable[[RunEvent], Awaitable[int]]) -> None:
         self._publish = publish
         # Messages streamed and not yet completed, with their text so far (kept if the run
         # stops before they are).
         self._open: dict[str, list[str]] = {}
+        # For the metrics, counted here and recorded once at the run's end.
+        self.started = time.monotonic()
+        self.first_token: float | None = None
+        self.tokens = 0
 
     async def text(self, message_id: str, delta: str) -> None:
         texts = self._open.get(message_id)
         if texts is not None:
             if delta:
                 texts.append(delta)
+                self.tokens += 1
+                if self.first_token is None:
+                    self.first_token = time.monotonic() - self.started
                 await self._publish(MessageDelta(id=message_id, delta=delta))
             return
+        if delta:
+            self.tokens += 1
+            if self.first_token is None:
+                self.first_token = time.monotonic() - self.started
         self._open[message_id] = [delta] if delta else []
         await self._publish(MessageUpsert(message=message_start(message_id, delta), streaming=True))
         # Let the streams (and a broker's writer) send the first token now: a model answering
@@ -152,11 +164,13 @@ class RunExecutor:
         checkpointer: BaseCheckpointSaver[Any],
         queue: RunQueue,
         broker: Broker,
+        metrics: Metrics | None = None,
     ) -> None:
         self._factory = factory
         self._checkpointer = checkpointer
         self._queue = queue
         self._broker = broker
+        self._metrics = metrics
 
     async def execute(self, claim: Claim, publisher: Publisher, control: RunControl) -> Outcome:
         run = claim.run
@@ -187,7 +201,7 @@ class RunExecutor:
                 # ``null`` continues a paused run; with nothing paused (a fresh thread, or a
                 # later attempt of a run that had finished) there is nothing to do.
                 status = "success"
-                return await self._settle(claim, publisher, control, status, None)
+                return await self._settle(claim, publisher, control, status, None, sink)
             interrupted = await self._stream(graph, graph_input, config, publisher, sink)
             status = "interrupted" if interrupted else "success"
         except asyncio.CancelledError:
@@ -221,7 +235,7 @@ class RunExecutor:
                 log.exception("run %s failed", run_id)
             error = (code, message)
             await self._keep_partial(kept, sink, publisher, "failed")
-        return await self._settle(claim, publisher, control, status, error)
+        return await self._settle(claim, publisher, control, status, error, sink)
 
     async def _keep_partial(
         self, kept: _Kept | None, sink: _Sink, publisher: Publisher, how: str
@@ -319,6 +333,8 @@ class RunExecutor:
                 produced: list[BaseMessage] = values.get("messages") or []
                 for done in produced:
                     sink.done(done.id)
+                    if done.type == "tool" and self._metrics is not None:
+                        self._count_tool_error(done)
                     await publish(MessageUpsert(message=message_to_dict(done)))
         return interrupted
 
@@ -329,18 +345,29 @@ class RunExecutor:
         control: RunControl,
         status: RunStatus,
         error: tuple[str, str] | None,
+        sink: _Sink,
     ) -> Outcome:
         """Record the outcome (while the claim holds), then publish the end."""
         control.settling = True
         settled, more = await asyncio.shield(
             self._finish(claim, status, error[1] if error else None)
         )
+        if settled and self._metrics is not None:
+            self._metrics.run_finished(
+                status, time.monotonic() - sink.started, sink.tokens, sink.first_token
+            )
+            if error is not None and status == "error":
+                self._metrics.run_errors.labels(error[0]).inc()
         if settled:
             if error is not None:
                 await _quietly(publisher.publish(ErrorEvent(code=error[0], message=error[1])))
             await _quietly(publisher.publish(EndEvent(status=status)))
         await _quietly(publisher.close())
         return Outcome(status if settled else None, more)
+
+    def _count_tool_error(self, message: BaseMessage) -> None:
+        if getattr(message, "status", None) == "error" and self._metrics is not None:
+            self._metrics.tool_failed(str(getattr(message, "name", None) or "?"), message.text)
 
     async def _finish(
         self, claim: Claim, status: RunStatus, error: str | None

@@ -23,6 +23,7 @@ from loom.agents.config import ConfigError, with_overrides
 from loom.agents.registry import AgentFactory
 from loom.agents.state import with_ids
 from loom.errors import InvalidInput, NotFound
+from loom.metrics import Metrics
 from loom.runs.broker import Broker
 from loom.runs.events import EndEvent, Envelope, ErrorEvent
 from loom.runs.executor import stored_input
@@ -125,7 +126,9 @@ class RunService:
         worker: Worker | None,
         default_recursion_limit: int,
         lease_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._runs = runs
         self._threads = threads
         self._assistants = assistants
@@ -273,7 +276,15 @@ class RunService:
         """The run's events up to ``upto`` (to rebuild a stream's state on resume)."""
         return [e for e in await self._broker.read(str(run_id)) if e.seq <= upto]
 
-    async def follow(
+    def follow(
+        self, run_id: uuid.UUID, after: int, heartbeat: float
+    ) -> AsyncIterator[list[Envelope]]:
+        """The run's events after ``after`` until ``end``; an empty batch is a heartbeat
+        (counted in the metrics' open streams while it is followed)."""
+        events = self._follow(run_id, after, heartbeat)
+        return events if self._metrics is None else self._metrics.counted(events)
+
+    async def _follow(
         self, run_id: uuid.UUID, after: int, heartbeat: float
     ) -> AsyncIterator[list[Envelope]]:
         """The run's events after ``after`` until ``end``; an empty batch is a heartbeat.

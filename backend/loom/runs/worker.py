@@ -25,14 +25,17 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from loom import logs
 from loom.errors import RunLost
-from loom.runs.broker import Broker
+from loom.metrics import Metrics
+from loom.runs.broker import Broker, Publisher
 from loom.runs.events import EndEvent, ErrorEvent
 from loom.runs.executor import Outcome, RunControl, RunExecutor, StopReason
 from loom.runs.fence import ClaimFence
 from loom.runs.queue import Claim, RunQueue
 from loom.runs.wakeup import Wakeup
 from loom.storage.runs import StopAction
+from loom.tracing import Tracing
 
 log = logging.getLogger("loom.worker")
 
@@ -71,7 +74,11 @@ class Worker:
         fence: ClaimFence | None = None,
         lease_seconds: float | None = None,
         owner: str | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._metrics = metrics
+        self._tracing = tracing or Tracing()
         self._queue = queue
         self._executor = executor
         self._broker = broker
@@ -212,6 +219,11 @@ class Worker:
     # --- loops --------------------------------------------------------------------------------
 
     def _start(self, claim: Claim) -> None:
+        run = claim.run
+        if claim.fresh and self._metrics is not None and run.started_at is not None:
+            # Both times are the database's: the queue's latency for this run.
+            wait = (run.started_at - run.created_at).total_seconds()
+            self._metrics.claim_wait.observe(max(0.0, wait))
         stale = self._current.get(claim.run_id)
         if stale is not None and stale in self._held:
             # Its lease lapsed and this worker claimed it again before a heartbeat noticed:
@@ -223,12 +235,31 @@ class Worker:
         publisher = self._broker.publisher(str(claim.run_id))
         control = RunControl()
         task = asyncio.create_task(
-            self._executor.execute(claim, publisher, control), name=f"run-{claim.run_id}"
+            self._execute(claim, publisher, control), name=f"run-{claim.run_id}"
         )
         self._held[claim.token] = _Held(claim, task, control, time.monotonic())
         self._current[claim.run_id] = claim.token
         run_id, token = claim.run_id, claim.token
         task.add_done_callback(lambda t: self._done(run_id, token, t))
+
+    async def _execute(self, claim: Claim, publisher: Publisher, control: RunControl) -> Outcome:
+        """Execute a run in its own task, its ids in the task's logging context (and a span
+        around it when tracing is on)."""
+        run = claim.run
+        logs.run_id.set(str(run.run_id))
+        logs.thread_id.set(str(run.thread_id))
+        logs.user_id.set(run.user_id)
+        attributes = {
+            "loom.run_id": str(run.run_id),
+            "loom.thread_id": str(run.thread_id),
+            "loom.user_id": run.user_id,
+            "loom.attempt": run.attempt,
+        }
+        with self._tracing.span("loom.run", **attributes) as span:
+            outcome = await self._executor.execute(claim, publisher, control)
+            span.set_attribute("loom.run.status", outcome.status or "not recorded")
+        log.debug("run %s: %s", run.run_id, outcome.status or "left to another attempt")
+        return outcome
 
     def _done(self, run_id: uuid.UUID, token: uuid.UUID, task: asyncio.Task[Outcome]) -> None:
         self._held.pop(token, None)

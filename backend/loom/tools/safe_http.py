@@ -16,8 +16,10 @@ Rules (every hop of a redirect chain is checked the same way):
   certificate is verified against. A DNS answer that changes between the check and the connect
   (rebinding) therefore cannot redirect the connection: there is no second lookup;
 * redirects are followed by hand (at most ``max_redirects``), each new URL vetted again;
-* the body is streamed and reading stops at ``settings.fetch_max_bytes``; the whole fetch,
-  redirects included, is bounded by ``settings.tool_timeout_seconds``;
+* the body is streamed and reading stops at ``settings.fetch_max_bytes`` *decoded* bytes: a
+  ``Content-Encoding`` chain is decoded here, layer by layer, never past the cap
+  (:func:`loom.tools._http.read_capped`), so a small compressed body cannot inflate in memory;
+  the whole fetch, redirects included, is bounded by ``settings.tool_timeout_seconds``;
 * proxy environment variables are ignored (a proxy would bypass the checks).
 
 ``settings.fetch_allow_private=True`` turns the address checks off (development and tests).
@@ -38,7 +40,7 @@ import httpx
 from langchain_core.tools import ToolException
 
 from loom.settings import Settings
-from loom.tools._http import USER_AGENT, read_capped
+from loom.tools._http import ACCEPT_ENCODING, USER_AGENT, content_encodings, read_capped
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -67,6 +69,8 @@ class FetchResult:
     """True when the body was cut at ``fetch_max_bytes``."""
     encoding: str
     redirects: tuple[str, ...] = ()
+    content_encodings: tuple[str, ...] = ()
+    """The ``Content-Encoding`` chain the body was decoded from."""
 
     @property
     def text(self) -> str:
@@ -209,6 +213,7 @@ class SafeFetcher:
                 verify=self._verify,
                 headers={
                     "User-Agent": USER_AGENT,
+                    "Accept-Encoding": ACCEPT_ENCODING,
                     "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",
                 },
             ) as client,
@@ -247,6 +252,7 @@ class SafeFetcher:
                 truncated=truncated,
                 encoding=response.charset_encoding or "utf-8",
                 redirects=tuple(redirects),
+                content_encodings=tuple(content_encodings(response.headers)),
             )
 
     async def _vet(self, url: httpx.URL) -> IPAddress:

@@ -58,7 +58,10 @@ def render(result: FetchResult, max_chars: int) -> str:
     if title:
         header.append(f"Title: {title}")
     if result.truncated:
-        header.append(f"Note: the page was cut at {len(result.body)} bytes")
+        note = f"Note: the page was cut at {len(result.body)} bytes"
+        if result.content_encodings:
+            note += f" (decoded from {', '.join(result.content_encodings)})"
+        header.append(note)
     body = text or "(the page has no readable text)"
     return clip("\n".join(header) + "\n\n" + body, max_chars)
 
