@@ -543,3 +543,30 @@ async def test_redis_a_stale_publisher_in_another_process_is_fenced(
         await fresh.publish(e)
     await fresh.close()
     assert pairs(await collect(old_process, rid)) == numbered([*first, *second])
+
+
+async def test_local_finished_logs_are_kept_serialised_and_bounded() -> None:
+    """A finished, idle log is kept serialised (and replays exactly); finished logs taken
+    together stay within their bound, the oldest forgotten first."""
+    from loom.runs.broker import LocalBroker
+
+    broker = LocalBroker(keep_seconds=600)
+    broker._logs._max_frozen_bytes = 20_000
+    events = script(30)
+    first = run_id()
+    publisher = broker.publisher(first)
+    for e in events:
+        await publisher.publish(e)
+    await publisher.close()
+    log = broker._logs.get(first)
+    assert log is not None and log.frozen is not None and log.events == []
+    assert pairs(await broker.read(first)) == numbered(events)
+    assert pairs(await collect(broker, first)) == numbered(events)
+    for _ in range(40):
+        rid = run_id()
+        other = broker.publisher(rid)
+        for e in events:
+            await other.publish(e)
+        await other.close()
+    assert broker._logs._frozen_bytes <= 20_000
+    assert not await broker.exists(first)  # the oldest went first

@@ -17,10 +17,11 @@ writes them out (to Redis) in batches; ``flush`` waits until everything publishe
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from loom.runs.events import EndEvent, Envelope, RunEvent
+from loom.runs.events import EndEvent, Envelope, RunEvent, dump_batch, load_batch
 
 
 class Publisher(Protocol):
@@ -87,6 +88,8 @@ class _Log:
         "done",
         "events",
         "expiry",
+        "frozen",
+        "frozen_last",
         "generation",
         "holder",
         "publishers",
@@ -96,6 +99,10 @@ class _Log:
 
     def __init__(self) -> None:
         self.events: list[Envelope] = []
+        # A finished, idle log is kept serialised (a few KB instead of tens of objects):
+        # replaying it (a late follower, a resume after the end) decodes it.
+        self.frozen: bytes | None = None
+        self.frozen_last = 0
         self.wakeup = asyncio.Event()
         self.done = False
         self.publishers = 0
@@ -113,22 +120,43 @@ class _Log:
         the lease and has not noticed yet): what it publishes from now on is dropped, so it
         can neither interleave with the new attempt's events nor follow its ``end``.
         """
+        self.thaw()
         self.generation += 1
         self.publishers += 1
         self.done = False
         return self.generation
 
+    def freeze(self) -> int:
+        """Keep a finished log serialised; returns its size in bytes."""
+        if self.frozen is None and self.events:
+            self.frozen_last = self.events[-1].seq
+            self.frozen = dump_batch(self.events)
+            self.events = []
+        return len(self.frozen or b"")
+
+    def thaw(self) -> None:
+        if self.frozen is not None:
+            self.events = load_batch(self.frozen)
+            self.frozen = None
+
     @property
     def last_seq(self) -> int:
+        if self.frozen is not None:
+            return self.frozen_last
         return self.events[-1].seq if self.events else 0
 
     def append(self, envelope: Envelope) -> None:
+        self.thaw()
         self.events.append(envelope)
         if isinstance(envelope.event, EndEvent):
             self.done = True
         self.wakeup.set()
 
     def after(self, seq: int) -> list[Envelope]:
+        if self.frozen is not None:
+            if self.frozen_last <= seq:
+                return []
+            return [e for e in load_batch(self.frozen) if e.seq > seq]
         events = self.events
         if not events or events[-1].seq <= seq:
             return []
@@ -141,9 +169,13 @@ class LocalLogs:
     """In-memory logs of runs, shared by :class:`LocalBroker` and the Redis broker (which
     serves runs executing in its own process from memory)."""
 
-    def __init__(self, keep_seconds: float) -> None:
+    def __init__(self, keep_seconds: float, max_frozen_bytes: int = 32 * 1024 * 1024) -> None:
         self._logs: dict[str, _Log] = {}
         self._keep = keep_seconds
+        # Finished logs kept serialised, oldest first, within ``max_frozen_bytes`` in all.
+        self._frozen: OrderedDict[str, int] = OrderedDict()
+        self._frozen_bytes = 0
+        self._max_frozen_bytes = max_frozen_bytes
 
     def get(self, run_id: str) -> _Log | None:
         return self._logs.get(run_id)
@@ -155,21 +187,46 @@ class LocalLogs:
         if log.expiry is not None:
             log.expiry.cancel()
             log.expiry = None
+        size = self._frozen.pop(run_id, None)  # in use again: counted again when released
+        if size is not None:
+            self._frozen_bytes -= size
         return log
 
     def release(self, run_id: str, log: _Log) -> None:
-        """Forget an idle log: at once if it holds nothing, else after ``keep_seconds``."""
+        """Forget an idle log: at once if it holds nothing, else after ``keep_seconds``
+        (a finished one kept serialised, and the oldest of those first when they take more
+        than their bound)."""
         if log.publishers or log.subscribers or self._logs.get(run_id) is not log:
             return
-        if not log.events:
+        if not log.events and log.frozen is None:
             del self._logs[run_id]
             return
+        if log.done and run_id not in self._frozen:
+            size = log.freeze()
+            self._frozen[run_id] = size
+            self._frozen_bytes += size
+            while self._frozen_bytes > self._max_frozen_bytes and len(self._frozen) > 1:
+                oldest = next(iter(self._frozen))
+                old = self._logs.get(oldest)
+                if old is not None and not (old.publishers or old.subscribers):
+                    self._forget(oldest, old)
+                else:
+                    self._frozen_bytes -= self._frozen.pop(oldest)
         if log.expiry is None:
             log.expiry = asyncio.get_running_loop().call_later(self._keep, self._drop, run_id, log)
 
     def _drop(self, run_id: str, log: _Log) -> None:
         if self._logs.get(run_id) is log and not (log.publishers or log.subscribers):
-            del self._logs[run_id]
+            self._forget(run_id, log)
+
+    def _forget(self, run_id: str, log: _Log) -> None:
+        del self._logs[run_id]
+        if log.expiry is not None:
+            log.expiry.cancel()
+            log.expiry = None
+        size = self._frozen.pop(run_id, None)
+        if size is not None:
+            self._frozen_bytes -= size
 
     async def follow(
         self, run_id: str, after: int, heartbeat: float | None, *, orphan_ends: bool = False
@@ -270,7 +327,7 @@ class LocalBroker:
 
     async def exists(self, run_id: str) -> bool:
         log = self._logs.get(run_id)
-        return log is not None and bool(log.events or log.publishers)
+        return log is not None and bool(log.events or log.frozen is not None or log.publishers)
 
     async def aclose(self) -> None:
         return None

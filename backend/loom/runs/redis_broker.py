@@ -312,7 +312,7 @@ class RedisBroker:
 
     async def exists(self, run_id: str) -> bool:
         local = self.local.get(run_id)
-        if local is not None and (local.events or local.publishers):
+        if local is not None and (local.events or local.frozen is not None or local.publishers):
             return True
         try:
             return bool(await self.client.exists(stream_key(self.prefix, run_id)))
