@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 import uuid
 from typing import Any
@@ -100,7 +101,12 @@ async def _thread_bytes(pool: Any, thread: str) -> int:
     return total
 
 
-async def checkpoint_growth(db_url: str, llm_url: str, turns: int) -> list[dict[str, float]]:
+async def checkpoint_growth(
+    db_url: str, llm_url: str, turns: int
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Checkpoint bytes and time per turn over ``turns`` turns of one thread, in five
+    intervals; and the turn time at the start and at the end: the median of turns 2-21 and
+    of the last 20 (turn 1 pays for connections)."""
     factory, pool = await _factory(db_url, llm_url)
     try:
         graph, _ = factory.graph(CHATBOT)
@@ -109,8 +115,11 @@ async def checkpoint_growth(db_url: str, llm_url: str, turns: int) -> list[dict[
         out: list[dict[str, float]] = []
         previous_bytes, previous_turn = 0, 0
         started = time.perf_counter()
+        times: list[float] = []
         for turn in range(1, turns + 1):
+            t0 = time.perf_counter()
             await _turn(graph, thread, None)
+            times.append(1000 * (time.perf_counter() - t0))
             if turn % step == 0 or turn == turns:
                 size = await _thread_bytes(pool, thread)
                 out.append(
@@ -126,6 +135,8 @@ async def checkpoint_growth(db_url: str, llm_url: str, turns: int) -> list[dict[
                 )
                 previous_bytes, previous_turn = size, turn
                 started = time.perf_counter()
-        return out
+        first = statistics.median(times[1:21]) if len(times) > 21 else float("nan")
+        last = statistics.median(times[-20:]) if len(times) > 40 else float("nan")
+        return out, {"first_ms": first, "last_ms": last, "ratio": last / first}
     finally:
         await pool.close()

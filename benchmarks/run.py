@@ -515,14 +515,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.turns:
                 with fake_llm(5, 0) as (llm, _):
                     print(f"checkpoint bytes per turn over {args.turns} turns (one Loom thread):")
-                    growth = asyncio.run(checkpoint_growth(create_database(admin), llm, args.turns))
+                    growth, turn_time = asyncio.run(
+                        checkpoint_growth(create_database(admin), llm, args.turns)
+                    )
                     for g in growth:
                         print(
                             f"  turns {g['from']:>4}-{g['to']:<4} {g['bytes_per_turn']:8.0f}"
                             f" B/turn  {g['ms_per_turn']:6.1f} ms/turn"
                             f"  (total {g['total_bytes'] / 1e6:.2f} MB)"
                         )
+                    print(
+                        f"  turn time: {turn_time['first_ms']:.1f} ms (median of turns 2-21),"
+                        f" {turn_time['last_ms']:.1f} ms (the last 20):"
+                        f" {turn_time['ratio']:.2f}x (target <= 1.5x)",
+                        flush=True,
+                    )
                     out["checkpoint_growth"] = growth
+                    out["turn_time"] = turn_time
             if args.soak:
                 try:
                     out["soak"] = run_soak(args, admin, log_dir)
