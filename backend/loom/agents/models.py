@@ -8,6 +8,7 @@ to the provider is the entry's ``provider_model`` unless ``LOOM_MODEL_NAMES`` ov
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -107,26 +108,31 @@ class _PassThroughMessages:
 
 
 async def _sse_json(response: Any) -> AsyncIterator[dict[str, Any]]:
+    async for chunk in _events(response.iter_bytes(), response.http_request):
+        yield chunk
+
+
+async def _events(body: AsyncIterator[bytes], request: Any) -> AsyncIterator[dict[str, Any]]:
     """The JSON objects of a chat completions event stream, until ``[DONE]``.
 
     Raises ``openai.APIError`` for an ``error`` object in the stream (as the ``openai`` client
     does) and ``ValueError`` for a malformed event.
     """
     try:
-        async for chunk in _sse_chunks(response):
+        async for chunk in _sse_chunks(body, request):
             yield chunk
     # The ``openai`` client's HTTP library is ``httpx2``; its stream reader maps these the same.
     except httpx2.TimeoutException as exc:
-        raise openai.APITimeoutError(request=response.http_request) from exc
+        raise openai.APITimeoutError(request=request) from exc
     except httpx2.TransportError as exc:
-        raise openai.APIConnectionError(request=response.http_request) from exc
+        raise openai.APIConnectionError(request=request) from exc
 
 
-async def _sse_chunks(response: Any) -> AsyncIterator[dict[str, Any]]:
+async def _sse_chunks(body: AsyncIterator[bytes], request: Any) -> AsyncIterator[dict[str, Any]]:
     buffer = b""
     data: list[bytes] = []
     done = False
-    async for raw in response.iter_bytes():
+    async for raw in body:
         if done:
             # Read the body to its end (the chunked encoding's last chunk), so the HTTP
             # connection goes back to the pool instead of being closed.
@@ -152,7 +158,7 @@ async def _sse_chunks(response: Any) -> AsyncIterator[dict[str, Any]]:
                 message = error.get("message") if isinstance(error, dict) else None
                 raise openai.APIError(
                     message=str(message or "An error occurred during streaming"),
-                    request=response.http_request,
+                    request=request,
                     body=error,
                 )
             yield chunk
@@ -215,6 +221,13 @@ class _RawChunks:
                     )
                 yield generation
 
+    async def _chunks(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The reply's chunks, through the ``openai`` client's streaming response."""
+        model: Any = self
+        async with model.async_client.with_streaming_response.create(**payload) as response:
+            async for chunk in _sse_json(response):
+                yield chunk
+
     async def stream_reply(
         self, messages: list[BaseMessage], on_text: OnText, **kwargs: Any
     ) -> AIMessage | None:
@@ -244,8 +257,8 @@ class _RawChunks:
         metadata: dict[str, Any] = {}
         usage: Any = None
         started = False
-        async with model.async_client.with_streaming_response.create(**payload) as response:
-            async for chunk in _sse_json(response):
+        async with contextlib.aclosing(model._chunks(payload)) as chunks:
+            async for chunk in chunks:
                 if chunk.get("usage"):
                     usage = _create_usage_metadata(chunk["usage"], chunk.get("service_tier"))
                 for key in ("model", "system_fingerprint", "service_tier"):
@@ -303,7 +316,47 @@ class _RawChunks:
 
 
 class LoomChatOpenAI(_RawChunks, _PassThroughMessages, ChatOpenAI):
-    pass
+    async def _chunks(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Send the request on the ``openai`` client's own HTTP client (its connections,
+        timeouts, headers and error classes), building it directly: the body encoded once
+        with ``orjson``, none of the client's per-request preparation (a tenth of a run's
+        CPU, and a long thread's prompt encoded by the standard library every turn)."""
+        client: Any = self.root_async_client
+        body = {
+            k: v
+            for k, v in payload.items()
+            if k not in ("extra_body", "extra_headers", "extra_query", "timeout")
+        }
+        body.update(payload.get("extra_body") or {})
+        headers = {
+            k: v
+            for k, v in {**client.default_headers, **client.auth_headers}.items()
+            if isinstance(v, str)
+        }
+        headers["Content-Type"] = "application/json"
+        headers.update(payload.get("extra_headers") or {})
+        http = client._client
+        request = http.build_request(
+            "POST",
+            client._prepare_url("chat/completions"),
+            content=orjson.dumps(body),
+            headers=headers,
+            timeout=client.timeout,
+        )
+        try:
+            response = await http.send(request, stream=True)
+        except httpx2.TimeoutException as exc:
+            raise openai.APITimeoutError(request=request) from exc
+        except httpx2.TransportError as exc:
+            raise openai.APIConnectionError(request=request) from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise client._make_status_error_from_response(response)
+            async for chunk in _events(response.aiter_bytes(), request):
+                yield chunk
+        finally:
+            await response.aclose()
 
 
 class LoomAzureChatOpenAI(_RawChunks, _PassThroughMessages, AzureChatOpenAI):
