@@ -200,7 +200,7 @@ class RedisWakeup:
                 log.warning("Redis stop channel lost (%r); resubscribing", exc)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
             self._subscribed.clear()
             await asyncio.sleep(1.0)
 
