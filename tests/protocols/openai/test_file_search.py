@@ -168,6 +168,11 @@ def test_vector_store_files_and_batches(client: openai.OpenAI) -> None:
     in_batch = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
     assert len(in_batch.data) == 2
     assert client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id) == batch
+    # Files are ingested as the batch is made: cancelling a finished batch changes nothing.
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert (cancelled.id, cancelled.status) == (batch.id, "completed")
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.file_batches.cancel("vsfb_" + "0" * 24, vector_store_id=store.id)
     assert client.vector_stores.retrieve(store.id).file_counts.completed == 3
     names = {client.files.retrieve(f.id).filename for f in in_batch.data}
     assert names == {"two.txt", "three.txt"}
