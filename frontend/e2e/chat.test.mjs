@@ -196,6 +196,30 @@ describe('Loom chat, second pass', { skip }, () => {
     assert.equal(await page.locator('[data-testid="message"][data-type="human"]').filter({ hasText: 'This one breaks' }).count(), 1);
   });
 
+  it('Continue after a stopped reply asks for the rest, and the stopped part stays marked', STEP, async (t) => {
+    if (mode !== 'cookie' || needsFake) return t.skip('needs cookie mode and the scripted fake model');
+    const { page } = a;
+    await newChat(page, ids.chatbot);
+    await fake.reply(`${words('part', 300)} NEVER-SHOWN`, 80);
+    await sendMessage(page, 'Start a long answer');
+    await streamingText(page).filter({ hasText: /part3/ }).waitFor({ timeout: 30_000 });
+    await page.getByTestId('stop-button').click();
+    await waitForRunEnd(page, 20_000);
+    const stopped = page.locator('[data-testid="message"][data-type="ai"][data-status="stopped"]').last();
+    await stopped.getByTestId('cut-continue').waitFor();
+    await fake.reply('The rest of the answer.', 5);
+    await stopped.getByTestId('cut-continue').click();
+    await ai(page).filter({ hasText: 'The rest of the answer.' }).waitFor({ timeout: 30_000 });
+    await waitForRunEnd(page);
+    const humans = page.locator('[data-testid="message"][data-type="human"]');
+    assert.equal(await humans.filter({ hasText: 'Continue from where you stopped.' }).count(), 1);
+    // The partial reply is still there, still marked, above the continuation.
+    const kept = page.locator('[data-testid="message"][data-type="ai"][data-status="stopped"]');
+    assert.equal(await kept.count(), 1);
+    assert.match(((await kept.locator('[data-testid="message-content"]').textContent()) ?? '').trim(), /^part0 part1 part2 part3/);
+    assert.equal(await lastAiText(page), 'The rest of the answer.');
+  });
+
   it('copies a message, shows times, regenerates and edits as branches that survive a reload', STEP, async (t) => {
     if (mode !== 'cookie' || needsFake) return t.skip('needs cookie mode and the scripted fake model');
     const { page } = a;
