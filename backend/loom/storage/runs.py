@@ -18,7 +18,8 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from loom.db.types import Pool
-from loom.errors import ThreadBusy
+from loom.errors import RateLimited, ThreadBusy
+from loom.limits import RUN_RETRY_SECONDS
 
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled"]
 ACTIVE: tuple[RunStatus, ...] = ("pending", "running")
@@ -101,16 +102,19 @@ class RunRepo:
         claim_owner: str | None = None,
         lease_seconds: float = 30.0,
         notify: bool = True,
+        max_active: int = 0,
     ) -> Created:
         """Record a run in one round trip (see ``loom_create_run`` in the migrations).
 
         Raises :class:`ThreadBusy` when the thread has an active run and the strategy is
-        ``reject``. With ``claim_owner`` an idle thread's run is created already claimed.
+        ``reject``, :class:`RateLimited` when the user already has ``max_active`` runs pending
+        or running (0: no limit). With ``claim_owner`` an idle thread's run is created
+        already claimed.
         """
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT loom_create_run(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " AS r",
+                "SELECT loom_create_run(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s) AS r",
                 (
                     uuid.uuid4(),
                     new.thread_id,
@@ -127,6 +131,7 @@ class RunRepo:
                     notify,
                     Jsonb(new.overrides) if new.overrides is not None else None,
                     list(new.namespaces),
+                    max_active,
                 ),
             )
             row = await cur.fetchone()
@@ -135,6 +140,11 @@ class RunRepo:
             raise ThreadBusy()
         if isinstance(result, str):
             result = json.loads(result)
+        if "limited" in result:
+            raise RateLimited(
+                f"Too many runs in progress: at most {max_active} at once; wait for one to end",
+                retry_after=RUN_RETRY_SECONDS,
+            )
         return Created(
             run=Run.model_validate(result["run"]),
             cancelled=[uuid.UUID(x) for x in result["cancelled"]],
