@@ -83,6 +83,7 @@ from loom.retrieval.loaders import (
 from loom.retrieval.store import ChunkRow, VectorStore, vector_literal
 from loom.settings import Settings
 from loom.storage.namespaces import Owner, namespace
+from loom.storage.paging import Page, PageRequest
 
 log = logging.getLogger("loom.retrieval")
 
@@ -333,10 +334,10 @@ class IngestService:
     async def get_job(self, user_id: str, job_id: uuid.UUID) -> IngestJob | None:
         return await self.jobs.get_own(user_id, job_id)
 
-    async def files(self, namespace: str) -> list[dict[str, Any]]:
-        """The files stored in a namespace: ``filename``, ``content_type``, ``chunks``,
-        ``created_at``."""
-        return await self.store.files(namespace)
+    async def files(self, namespace: str, request: PageRequest) -> Page[dict[str, Any]]:
+        """The files stored in a namespace (``filename``, ``content_type``, ``chunks``,
+        ``created_at``), oldest first, a page at a time."""
+        return await self.store.files(namespace, request)
 
     async def delete(self, namespace: str, metadata: dict[str, str] | None = None) -> int:
         """Delete a namespace's documents (only those whose metadata has these values)."""

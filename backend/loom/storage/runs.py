@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from loom.db.types import Pool
 from loom.errors import RateLimited, ThreadBusy
 from loom.limits import RUN_RETRY_SECONDS
+from loom.storage.paging import Page, PageRequest, Position, keyset, page_of
 
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled"]
 ACTIVE: tuple[RunStatus, ...] = ("pending", "running")
@@ -183,18 +184,21 @@ class RunRepo:
             )
             return [row["run_id"] for row in await cur.fetchall()]
 
-    async def list_for_thread(
-        self, thread_id: uuid.UUID, statuses: list[str] | None, limit: int
-    ) -> list[Run]:
-        """A thread's runs, newest first (only those in ``statuses`` when given)."""
+    async def page_for_thread(
+        self, thread_id: uuid.UUID, statuses: list[str] | None, request: PageRequest
+    ) -> Page[Run]:
+        """A thread's runs, newest first (only those in ``statuses`` when given), a page at a
+        time."""
+        where, order, params = keyset("created_at", "run_id", request, descending=True)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM run WHERE thread_id = %s"
-                " AND (%s::text[] IS NULL OR status = ANY(%s::text[]))"
-                " ORDER BY created_at DESC, run_id LIMIT %s",
-                (thread_id, statuses, statuses, limit),
+                f"SELECT {_COLUMNS} FROM run WHERE thread_id = %(thread)s"
+                " AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))"
+                f" AND {where}{order}",
+                {"thread": thread_id, "statuses": statuses, **params},
             )
-            return [Run.model_validate(row) for row in await cur.fetchall()]
+            runs = [Run.model_validate(row) for row in await cur.fetchall()]
+        return page_of(runs, request, lambda r: Position(r.created_at, str(r.run_id)))
 
     async def cancel_pending(self, run_id: uuid.UUID, reason: str) -> bool:
         """pending -> cancelled; ``False`` when the run is no longer pending."""

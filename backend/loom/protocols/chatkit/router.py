@@ -38,6 +38,7 @@ from starlette.formparsers import MultiPartException
 
 from loom import sse
 from loom.api.deps import AppState, CurrentUser, OwnThread, State
+from loom.api.paging import PageQuery, paged
 from loom.errors import BadRequest
 from loom.limits import StreamSlot
 from loom.protocols.chatkit.assistants import AssistantChooser
@@ -206,10 +207,13 @@ class FeedbackOut(BaseModel):
 
 
 @router.get("/threads/{thread_id}/feedback", response_model=list[FeedbackOut], tags=["threads"])
-async def thread_feedback(thread: OwnThread, server: Server) -> list[FeedbackOut]:
-    """Feedback given through ChatKit (``items.feedback``) on the thread's items; an item of a
-    message has the message's id."""
-    return [FeedbackOut.model_validate(row) for row in await server.loom_store.feedback(thread)]
+async def thread_feedback(
+    request: Request, response: Response, page: PageQuery, thread: OwnThread, server: Server
+) -> list[FeedbackOut]:
+    """Feedback given through ChatKit (``items.feedback``) on the thread's items, oldest first
+    (paged: ``Link`` header); an item of a message has the message's id."""
+    found = await server.loom_store.feedback(thread, page)
+    return paged(request, response, found, FeedbackOut.model_validate)
 
 
 __all__ = ["build_server", "router", "uploads"]
