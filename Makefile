@@ -60,7 +60,7 @@ CLUSTER_SUITES := tests/runs/test_guide_runs.py tests/runs/test_stream.py \
 	tests/runs/test_db_faults.py tests/runs/test_redis_faults.py \
 	tests/retrieval/test_runs.py tests/retrieval/test_ingest.py \
 	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py \
-	tests/api/test_chat_ui_support.py
+	tests/api/test_chat_ui_support.py tests/api/test_limits.py tests/api/test_pagination.py
 
 # The Python suite includes the browser tests (tests/e2e), which need the built UI.
 test-py: $(VENV)/.stamp-dev ui

@@ -157,6 +157,10 @@ def _loom_env(backend: Backend, port: int, **extra: str) -> dict[str, str]:
         "LOOM_DB_POOL_MAX": str(POOL_MAX),
         "OPENAI_BASE_URL": backend.llm_url,
         "OPENAI_API_KEY": "bench",
+        # The figures measure the server, not its per-user limits.
+        "LOOM_RATE_LIMIT_PER_MINUTE": "0",
+        "LOOM_MAX_ACTIVE_RUNS": "0",
+        "LOOM_MAX_OPEN_STREAMS": "0",
     }
     for key in ("LOOM_WORKERS", "LOOM_PROCESSES", "LOOM_REDIS_URL"):
         env.pop(key, None)  # only what the form sets

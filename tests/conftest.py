@@ -111,6 +111,12 @@ def make_settings(database_url: str, fake: FakeOpenAI | None = None, **extra: An
         "db_pool_max": 10,
         "drain_seconds": 2.0,
         "frontend_dist": ROOT / "frontend" / "dist",
+        # Per-user limits are off unless a test is about them (tests/api/test_limits.py):
+        # suites send bursts of requests and runs as one user.
+        "rate_limit_per_minute": 0,
+        "max_active_runs": 0,
+        "max_open_streams": 0,
+        "ingest_bytes_per_day": 0,
     }
     values.update(extra)
     return Settings(**values)

@@ -29,6 +29,7 @@ from loom.api.errors import install_error_handlers
 from loom.api.observe import RequestContext
 from loom.api.retry import RetryReads
 from loom.auth import make_authenticator
+from loom.limits import RequestLimiter, StreamSlots
 from loom.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from loom.protocols import chatkit
 from loom.protocols import openai as openai_protocol
@@ -99,6 +100,14 @@ async def open_app_state(
         default_recursion_limit=settings.recursion_limit,
         lease_seconds=settings.lease_seconds,
         metrics=runtime.metrics,
+        max_active_runs=settings.max_active_runs,
+        streams=StreamSlots(
+            settings.max_open_streams,
+            # renewed at least every heartbeat: a slot outlives a few missed ones
+            lease_seconds=max(60.0, 4 * settings.stream_heartbeat_seconds),
+            client=runtime.redis,
+            prefix=settings.redis_prefix,
+        ),
     )
     state_service = ThreadStateService(
         threads=runtime.threads,
@@ -115,6 +124,9 @@ async def open_app_state(
         runs=run_service,
         state=state_service,
         worker=worker,
+        requests=RequestLimiter(
+            settings.rate_limit_per_minute, runtime.redis, prefix=settings.redis_prefix
+        ),
     )
 
 

@@ -101,6 +101,17 @@ class ServiceUnavailable(LoomError):
     default_message = "Service unavailable"
 
 
+class RateLimited(LoomError):
+    """A per-user limit or quota was reached; ``retry_after`` says when to try again."""
+
+    code = "rate_limited"
+    default_message = "Too many requests; try again later"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
 class RunLost(LoomError):
     """A run's worker stopped too many times; the run was given up."""
 

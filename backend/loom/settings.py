@@ -79,6 +79,17 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     stream_ttl_seconds: float = Field(default=600.0, ge=1.0)
 
+    # --- limits and quotas, per user (0: no limit) ---------------------------------------------
+    # Authenticated requests per minute (a fixed one-minute window; in Redis when configured,
+    # so shared by every process, else counted by each process on its own).
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    # Runs pending or running at once, counted in Postgres when a run is created.
+    max_active_runs: int = Field(default=10, ge=0)
+    # Run streams open at once (Redis when configured, else per process).
+    max_open_streams: int = Field(default=10, ge=0)
+    # Bytes uploaded per UTC day (POST /ingest, /v1/files, ChatKit attachments), in Postgres.
+    ingest_bytes_per_day: int = Field(default=1024 * 1024 * 1024, ge=0)
+
     # --- auth -------------------------------------------------------------------------------
     auth: Literal["cookie", "jwt", "oidc"] = "cookie"
     jwt_secret: SecretStr | None = None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.api.deps import ApiKeys, CurrentUser, parse_id
+from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
 from loom.auth import User
 from loom.errors import Forbidden, NotFound
@@ -66,8 +68,11 @@ async def create_api_key(body: ApiKeyIn, user: CurrentUser, keys: ApiKeys) -> Ne
 
 
 @router.get("", response_model=list[ApiKeyOut])
-async def list_api_keys(user: CurrentUser, keys: ApiKeys) -> list[ApiKeyOut]:
-    return [ApiKeyOut.of(k) for k in await keys.list_own(user.user_id)]
+async def list_api_keys(
+    request: Request, response: Response, page: PageQuery, user: CurrentUser, keys: ApiKeys
+) -> list[ApiKeyOut]:
+    """The caller's keys, oldest first (paged: ``Link`` header)."""
+    return paged(request, response, await keys.page_own(user.user_id, page), ApiKeyOut.of)
 
 
 @router.delete("/{key_id}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.agents.config import ConfigError
 from loom.api.deps import Assistants, CurrentUser, Factory, OwnAssistant, VisibleAssistant
+from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
 from loom.errors import InvalidInput
 from loom.storage.assistants import Assistant
@@ -67,13 +69,20 @@ async def create_assistant(
 
 
 @router.get("", response_model=list[AssistantOut])
-async def list_assistants(user: CurrentUser, assistants: Assistants) -> list[AssistantOut]:
-    return [AssistantOut.of(a) for a in await assistants.list_own(user.user_id)]
+async def list_assistants(
+    request: Request, response: Response, page: PageQuery, user: CurrentUser, assistants: Assistants
+) -> list[AssistantOut]:
+    """The caller's assistants, most recently updated first (paged: ``Link`` header)."""
+    found = await assistants.page_own(user.user_id, page)
+    return paged(request, response, found, AssistantOut.of)
 
 
 @router.get("/public", response_model=list[AssistantOut])
-async def list_public_assistants(user: CurrentUser, assistants: Assistants) -> list[AssistantOut]:
-    return [AssistantOut.of(a) for a in await assistants.list_public()]
+async def list_public_assistants(
+    request: Request, response: Response, page: PageQuery, user: CurrentUser, assistants: Assistants
+) -> list[AssistantOut]:
+    """Public assistants, most recently updated first (paged: ``Link`` header)."""
+    return paged(request, response, await assistants.page_public(page), AssistantOut.of)
 
 
 @router.get("/{assistant_id}", response_model=AssistantOut)

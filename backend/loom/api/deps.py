@@ -22,6 +22,7 @@ from loom.agents.registry import AgentFactory
 from loom.auth import Authenticator, User
 from loom.db.types import Pool
 from loom.errors import NotFound, ServiceUnavailable
+from loom.limits import RequestLimiter
 from loom.retrieval.ingest import IngestService
 from loom.runs.search import ThreadSearch
 from loom.runs.service import RunService
@@ -48,6 +49,7 @@ class AppState:
     runs: RunService
     state: ThreadStateService
     worker: Worker | None
+    requests: RequestLimiter
 
 
 async def app_state(request: Request) -> AppState:
@@ -120,6 +122,7 @@ Search = Annotated[ThreadSearch, Depends(_search)]
 async def current_user(request: Request, state: State) -> User:
     user = await state.auth.authenticate(request)
     logs.user_id.set(user.user_id)  # for the request's log lines
+    await state.requests.hit(user.user_id)
     return user
 
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loom.errors import INTERNAL_MESSAGE, LoomError, Unauthorized, public_error
+from loom.errors import INTERNAL_MESSAGE, LoomError, RateLimited, Unauthorized, public_error
 
 log = logging.getLogger("loom.errors")
 
@@ -32,6 +32,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_large": 413,
     "unsupported_media_type": 415,
     "invalid_input": 422,
+    "rate_limited": 429,
     "cancelled": 499,  # nginx's "client closed request": the run was stopped on purpose
     "upstream_error": 502,
     "unavailable": 503,
@@ -43,6 +44,16 @@ STATUS_BY_CODE: dict[str, int] = {
 
 def http_status(code: str) -> int:
     return STATUS_BY_CODE.get(code, 500)
+
+
+def error_headers(exc: LoomError) -> dict[str, str] | None:
+    """The headers an error's answer carries: ``WWW-Authenticate`` on a 401, ``Retry-After``
+    (whole seconds) on a 429."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
 
 
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -110,8 +121,7 @@ def install_error_handlers(app: FastAPI) -> None:
         status = http_status(exc.code)
         if status >= 500:
             log.warning("request failed: %s", exc.message)
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return _json(status, exc.detail, headers)
+        return _json(status, exc.detail, error_headers(exc))
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Request, Response
 from pydantic import BaseModel
 
 from loom.api.deps import Ingest, OwnAssistant, OwnThread
+from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
 from loom.errors import NotFound
 from loom.storage.namespaces import namespace
+from loom.storage.paging import PageRequest
 
 router = SlashRouter(tags=["files"])
 
@@ -34,8 +36,11 @@ class Deleted(BaseModel):
     chunks: int
 
 
-async def _list(ingest: Ingest, ns: str) -> list[StoredFile]:
-    return [StoredFile.model_validate(f) for f in await ingest.files(ns)]
+async def _list(
+    request: Request, response: Response, page: PageRequest, ingest: Ingest, ns: str
+) -> list[StoredFile]:
+    found = await ingest.files(ns, page)
+    return paged(request, response, found, StoredFile.model_validate)
 
 
 async def _delete(ingest: Ingest, ns: str, filename: str) -> Deleted:
@@ -46,8 +51,11 @@ async def _delete(ingest: Ingest, ns: str, filename: str) -> Deleted:
 
 
 @router.get("/threads/{thread_id}/files", response_model=list[StoredFile])
-async def thread_files(thread: OwnThread, ingest: Ingest) -> list[StoredFile]:
-    return await _list(ingest, namespace("thread", thread.thread_id))
+async def thread_files(
+    request: Request, response: Response, page: PageQuery, thread: OwnThread, ingest: Ingest
+) -> list[StoredFile]:
+    """The thread's files, oldest first (paged: ``Link`` header)."""
+    return await _list(request, response, page, ingest, namespace("thread", thread.thread_id))
 
 
 @router.delete("/threads/{thread_id}/files/{filename}", response_model=Deleted)
@@ -56,8 +64,12 @@ async def delete_thread_file(thread: OwnThread, filename: FileName, ingest: Inge
 
 
 @router.get("/assistants/{assistant_id}/files", response_model=list[StoredFile])
-async def assistant_files(assistant: OwnAssistant, ingest: Ingest) -> list[StoredFile]:
-    return await _list(ingest, namespace("assistant", assistant.assistant_id))
+async def assistant_files(
+    request: Request, response: Response, page: PageQuery, assistant: OwnAssistant, ingest: Ingest
+) -> list[StoredFile]:
+    """The assistant's files, oldest first (paged: ``Link`` header)."""
+    ns = namespace("assistant", assistant.assistant_id)
+    return await _list(request, response, page, ingest, ns)
 
 
 @router.delete("/assistants/{assistant_id}/files/{filename}", response_model=Deleted)

@@ -234,10 +234,10 @@ async def ingest_files(
         await form.close()
         raise
     if run_async:
-        job = await service.start_job(target, uploads)
+        job = await service.start_job(target, uploads, charge=True)
         body = IngestJobOut.of(job).model_dump(mode="json")
         return JSONResponse(body, status_code=202, headers={"Location": f"/ingest/{job.job_id}"})
-    results = await service.ingest(target, uploads)
+    results = await service.ingest(target, uploads, charge=True)
     return JSONResponse(
         [
             FileOut(

@@ -14,6 +14,7 @@ from loom.api.deps import CurrentUser, Factory, OwnRun, Runs, SettingsDep
 from loom.api.routing import SlashRouter
 from loom.api.stream import StreamFormat, metadata_frame, sse_stream
 from loom.errors import NotFound
+from loom.limits import StreamSlot
 from loom.runs import schemas
 from loom.runs.service import RunRequest, RunService
 from loom.sse import EventSourceResponse, response
@@ -113,13 +114,18 @@ def _last_event_id(value: str | None) -> int:
 async def _stream(
     runs: RunService,
     run: Run,
+    slot: StreamSlot,
     fmt: StreamFormat,
     heartbeat: float,
     after: int = 0,
     cancel_on_disconnect: bool = False,
 ) -> EventSourceResponse:
     run_id = str(run.run_id)
-    replay = await runs.history(run.run_id, after) if after and fmt == "opengpts" else []
+    try:
+        replay = await runs.history(run.run_id, after) if after and fmt == "opengpts" else []
+    except BaseException:
+        await slot.release()
+        raise
     first = b"" if after else metadata_frame(run_id, str(run.thread_id))
     finished = False
 
@@ -130,7 +136,7 @@ async def _stream(
     async def body() -> Any:
         try:
             async for chunk in sse_stream(
-                runs.follow(run.run_id, after, heartbeat),
+                runs.follow(run.run_id, after, heartbeat, slot),
                 fmt,
                 first=first,
                 replay=replay,
@@ -156,10 +162,11 @@ async def stream_run(
     body: RunIn, user: CurrentUser, runs: Runs, settings: SettingsDep, format: Format = "opengpts"
 ) -> EventSourceResponse:
     """Start a run and stream it; ``on_disconnect`` says what a dropped client does to it."""
-    run = await runs.create(user.user_id, body.request())
+    run, slot = await runs.create_streamed(user.user_id, body.request())
     return await _stream(
         runs,
         run,
+        slot,
         format,
         settings.stream_heartbeat_seconds,
         cancel_on_disconnect=run.on_disconnect == "cancel",
@@ -189,6 +196,7 @@ async def get_run(run: OwnRun) -> RunOut:
 @router.get("/{run_id}/stream", responses=SSE_DOC)
 async def join_run_stream(
     run: OwnRun,
+    user: CurrentUser,
     runs: Runs,
     settings: SettingsDep,
     format: Format = "opengpts",
@@ -200,8 +208,9 @@ async def join_run_stream(
     """Follow a run from any server process: from its start, or after ``Last-Event-ID``."""
     if not await runs.has_log(run):
         raise NotFound("This run has no live stream; read the thread state instead")
+    slot = await runs.stream_slot(user.user_id)
     return await _stream(
-        runs, run, format, settings.stream_heartbeat_seconds, _last_event_id(last_event_id)
+        runs, run, slot, format, settings.stream_heartbeat_seconds, _last_event_id(last_event_id)
     )
 
 

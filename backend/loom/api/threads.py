@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.api.deps import (
@@ -18,14 +18,17 @@ from loom.api.deps import (
     Threads,
     ThreadState,
 )
+from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
 from loom.api.runs import RunOut
-from loom.errors import NotFound
+from loom.errors import InvalidInput, NotFound
 from loom.storage.runs import RunStatus
 from loom.storage.threads import Thread
 from loom.validation import storable
 
 router = SlashRouter(prefix="/threads", tags=["threads"])
+
+MAX_HISTORY = 200
 
 
 class ThreadIn(BaseModel):
@@ -96,11 +99,16 @@ SearchQuery = Annotated[
 
 @router.get("", response_model=list[ThreadOut])
 async def list_threads(
-    user: CurrentUser, threads: Threads, search: Search, q: SearchQuery = None
+    request: Request,
+    response: Response,
+    page: PageQuery,
+    user: CurrentUser,
+    search: Search,
+    q: SearchQuery = None,
 ) -> list[ThreadOut]:
-    if q and q.strip():
-        return [ThreadOut.of(t) for t in await search.threads(user.user_id, q)]
-    return [ThreadOut.of(t) for t in await threads.list_own(user.user_id)]
+    """The caller's threads, most recently updated first (paged: ``Link`` header)."""
+    found = await search.threads(user.user_id, q or "", page)
+    return paged(request, response, found, ThreadOut.of)
 
 
 @router.get("/{thread_id}", response_model=ThreadOut)
@@ -139,14 +147,61 @@ async def update_thread_state(
     return await state.update_state(thread, body.values)
 
 
+HistoryLimit = Annotated[int, Field(ge=1, le=MAX_HISTORY)]
+
+
+class HistoryIn(BaseModel):
+    """``POST /threads/{id}/history``: the same choices as the GET's query, in a body."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: HistoryLimit = 20
+    before: str | dict[str, Any] | None = Field(
+        default=None,
+        description="A checkpoint id, or a config whose configurable.checkpoint_id is one",
+    )
+    values: bool = True
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Only checkpoints whose metadata contains these keys/values"
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value, "the value")
+
+    def before_id(self) -> str | None:
+        before = self.before
+        if isinstance(before, dict):
+            before = (before.get("configurable") or {}).get("checkpoint_id")
+        if before is not None and (not isinstance(before, str) or len(before) > 64):
+            raise InvalidInput("before must be a checkpoint id")
+        return before or None
+
+
 @router.get("/{thread_id}/history")
 async def get_thread_history(
     thread: OwnThread,
     state: ThreadState,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 20,
     before: Annotated[str | None, Query(max_length=64)] = None,
+    values: Annotated[
+        bool,
+        Query(description="false: checkpoint ids, parents, metadata and times only (fast)"),
+    ] = True,
 ) -> list[dict[str, Any]]:
-    return await state.history(thread, limit, before)
+    """The thread's checkpoints, newest first; page with ``before`` (the last one's id)."""
+    return await state.history(thread, limit, before, values=values)
+
+
+@router.post("/{thread_id}/history")
+async def post_thread_history(
+    body: HistoryIn, thread: OwnThread, state: ThreadState
+) -> list[dict[str, Any]]:
+    """As ``GET``, with a metadata filter: ``{"limit", "before", "values", "metadata"}``."""
+    return await state.history(
+        thread, body.limit, body.before_id(), values=body.values, metadata=body.metadata
+    )
 
 
 @router.get("/{thread_id}/branches")
@@ -166,15 +221,19 @@ async def switch_thread_branch(
 
 @router.get("/{thread_id}/runs", response_model=list[RunOut])
 async def list_thread_runs(
+    request: Request,
+    response: Response,
+    page: PageQuery,
     thread: OwnThread,
     runs: RunRecords,
     status: Annotated[
         list[RunStatus] | None,
         Query(description="Only runs with these statuses (repeat it): pending, running, ..."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[RunOut]:
-    """The thread's runs, newest first; ``?status=pending&status=running`` finds the one in
-    progress (to follow with ``GET /runs/{id}/stream`` or stop)."""
-    found = await runs.list_for_thread(thread.thread_id, list(status) if status else None, limit)
-    return [RunOut.of(r) for r in found]
+    """The thread's runs, newest first (paged: ``Link`` header);
+    ``?status=pending&status=running`` finds the one in progress (to follow with
+    ``GET /runs/{id}/stream`` or stop)."""
+    statuses = [str(s) for s in status] if status else None
+    found = await runs.page_for_thread(thread.thread_id, statuses, page)
+    return paged(request, response, found, RunOut.of)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from loom.db.types import Pool
+from loom.limits import IngestQuota
 from loom.metrics import Metrics
 from loom.retrieval.embeddings import Embedder
 from loom.retrieval.ingest import FileResult, IngestService, Target
@@ -50,7 +51,8 @@ async def open_retrieval(
     embedder = Embedder(settings)
     store = VectorStore(pool, settings.embedding_dimensions)
     await store.ensure_index()
-    service = IngestService(pool, settings, embedder, store, metrics)
+    quota = IngestQuota(pool, settings.ingest_bytes_per_day)
+    service = IngestService(pool, settings, embedder, store, metrics, quota)
     await service.jobs.purge()
     await store.purge_staged()
     stack.push_async_callback(service.shutdown)

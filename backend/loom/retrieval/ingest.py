@@ -66,6 +66,7 @@ from loom.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from loom.limits import IngestQuota
 from loom.metrics import Metrics
 from loom.retrieval.embeddings import EMBED_BATCH, Embedder
 from loom.retrieval.jobs import HEARTBEAT_SECONDS, IngestJob, IngestJobRepo
@@ -82,6 +83,7 @@ from loom.retrieval.loaders import (
 from loom.retrieval.store import ChunkRow, VectorStore, vector_literal
 from loom.settings import Settings
 from loom.storage.namespaces import Owner, namespace
+from loom.storage.paging import Page, PageRequest
 
 log = logging.getLogger("loom.retrieval")
 
@@ -235,8 +237,10 @@ class IngestService:
         embedder: Embedder,
         store: VectorStore,
         metrics: Metrics | None = None,
+        quota: IngestQuota | None = None,
     ) -> None:
         self._pool = pool
+        self._quota = quota
         self._metrics = metrics
         self.settings = settings
         self.embedder = embedder
@@ -249,8 +253,17 @@ class IngestService:
 
     # -- public -------------------------------------------------------------------------------
 
-    async def check(self, uploads: Sequence[Upload]) -> list[CheckedFile]:
-        """Per-file size (413) and type (415) of every upload, before any work is done."""
+    async def charge(self, user_id: str, nbytes: int) -> None:
+        """Count ``nbytes`` uploaded by ``user_id`` today (:class:`RateLimited` over the
+        daily quota, and nothing counted)."""
+        if self._quota is not None:
+            await self._quota.charge(user_id, nbytes)
+
+    async def check(
+        self, uploads: Sequence[Upload], *, charge_to: str | None = None
+    ) -> list[CheckedFile]:
+        """Per-file size (413) and type (415) of every upload, before any work is done; then,
+        with ``charge_to``, their bytes are counted in that user's daily upload quota."""
         if not uploads:
             raise InvalidInput("No files were uploaded (send them as multipart field 'files')")
         reason = self.embedder.unavailable_reason()
@@ -275,15 +288,23 @@ class IngestService:
             checked.append(CheckedFile(upload, kind))
         if problems:
             raise rejection(problems)
+        if charge_to is not None:
+            await self.charge(charge_to, sum(u.size for u in uploads))
         return checked
 
     async def ingest(
-        self, target: Target, uploads: Sequence[Upload], progress: Progress | None = None
+        self,
+        target: Target,
+        uploads: Sequence[Upload],
+        progress: Progress | None = None,
+        *,
+        charge: bool = False,
     ) -> list[FileResult]:
-        """Ingest synchronously: returns once every chunk is stored. Closes the uploads."""
+        """Ingest synchronously: returns once every chunk is stored. Closes the uploads.
+        ``charge``: the uploads count in the target owner's daily quota (new bytes)."""
         status = "error"
         try:
-            checked = await self.check(uploads)
+            checked = await self.check(uploads, charge_to=target.user_id if charge else None)
             results = await self._ingest(target, checked, progress or Progress())
             status = "done"
             return results
@@ -295,10 +316,12 @@ class IngestService:
         if self._metrics is not None:
             self._metrics.ingest_jobs.labels(mode, status).inc()
 
-    async def start_job(self, target: Target, uploads: Sequence[Upload]) -> IngestJob:
+    async def start_job(
+        self, target: Target, uploads: Sequence[Upload], *, charge: bool = False
+    ) -> IngestJob:
         """Check the uploads, then ingest them in the background. Closes the uploads."""
         try:
-            checked = await self.check(uploads)
+            checked = await self.check(uploads, charge_to=target.user_id if charge else None)
             job = await self.jobs.create(target.user_id, target.namespace, len(checked))
         except BaseException:
             close_uploads(uploads)
@@ -311,10 +334,10 @@ class IngestService:
     async def get_job(self, user_id: str, job_id: uuid.UUID) -> IngestJob | None:
         return await self.jobs.get_own(user_id, job_id)
 
-    async def files(self, namespace: str) -> list[dict[str, Any]]:
-        """The files stored in a namespace: ``filename``, ``content_type``, ``chunks``,
-        ``created_at``."""
-        return await self.store.files(namespace)
+    async def files(self, namespace: str, request: PageRequest) -> Page[dict[str, Any]]:
+        """The files stored in a namespace (``filename``, ``content_type``, ``chunks``,
+        ``created_at``), oldest first, a page at a time."""
+        return await self.store.files(namespace, request)
 
     async def delete(self, namespace: str, metadata: dict[str, str] | None = None) -> int:
         """Delete a namespace's documents (only those whose metadata has these values)."""

@@ -30,6 +30,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from loom.db.types import Pool, Row
+from loom.storage.paging import Page, PageRequest, Position, keyset, page_of
 from loom.tools.base import RetrievedChunk
 
 log = logging.getLogger("loom.retrieval")
@@ -199,18 +200,23 @@ class VectorStore:
             )
             return cur.rowcount
 
-    async def files(self, namespace: str) -> list[dict[str, Any]]:
-        """The files whose chunks ``namespace`` holds (by file name), oldest first."""
+    async def files(self, namespace: str, request: PageRequest) -> Page[dict[str, Any]]:
+        """The files whose chunks ``namespace`` holds (by file name), oldest first, a page at
+        a time."""
+        where, order, params = keyset(
+            "min(created_at)", "metadata->>'filename'", request, descending=False, cast="text"
+        )
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT metadata->>'filename' AS filename,"
                 " max(metadata->>'content_type') AS content_type, count(*) AS chunks,"
                 " min(created_at) AS created_at FROM document"
-                " WHERE namespace = %s AND metadata ? 'filename'"
-                " GROUP BY 1 ORDER BY min(created_at), 1",
-                (namespace,),
+                " WHERE namespace = %(ns)s AND metadata ? 'filename'"
+                f" GROUP BY 1 HAVING {where}{order}",
+                {"ns": namespace, **params},
             )
-            return [dict(row) for row in await cur.fetchall()]
+            rows = [dict(row) for row in await cur.fetchall()]
+        return page_of(rows, request, lambda f: Position(f["created_at"], f["filename"]))
 
     async def count(self, namespace: str) -> int:
         async with self._pool.connection() as conn:

@@ -23,11 +23,11 @@ from langchain_core.messages import BaseMessage
 from loom.agents.state import messages_of
 from loom.db.types import Pool
 from loom.runs.state import ThreadStateService
-from loom.storage.threads import Thread, ThreadRepo
+from loom.storage.paging import Page, PageRequest, keyset, page_of
+from loom.storage.threads import Thread, ThreadRepo, position
 
 # Threads indexed per search at most (most recently changed first); the rest on later ones.
 REINDEX_BATCH = 200
-MAX_RESULTS = 200
 MAX_TEXT = 100_000
 _WORD = re.compile(r"\w+")
 
@@ -59,12 +59,14 @@ class ThreadSearch:
         self._threads = threads
         self._state = state
 
-    async def threads(self, user_id: str, q: str) -> list[Thread]:
-        """The user's threads whose title contains ``q`` or a message has its words."""
+    async def threads(self, user_id: str, q: str, request: PageRequest) -> Page[Thread]:
+        """The user's threads whose title contains ``q`` or a message has its words, most
+        recently updated first, a page at a time."""
         q = q.strip()
         if not q:
-            return await self._threads.list_own(user_id)
-        await self.refresh(user_id)
+            return await self._threads.page_own(user_id, request)
+        if request.after is None:  # later pages read the index as the first one left it
+            await self.refresh(user_id)
         words = prefix_query(q)
         match = "t.name ILIKE %(like)s"
         if words is not None:
@@ -72,14 +74,15 @@ class ThreadSearch:
                 " OR EXISTS (SELECT 1 FROM thread_search_message m"
                 " WHERE m.thread_id = t.thread_id AND m.words @@ to_tsquery('simple', %(words)s))"
             )
+        where, order, params = keyset("t.updated_at", "t.thread_id", request, descending=True)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM thread t WHERE t.user_id = %(user)s AND ({match})"
-                " ORDER BY t.updated_at DESC LIMIT %(limit)s",
-                {"user": user_id, "like": _like(q), "words": words, "limit": MAX_RESULTS},
+                f" AND {where}{order}",
+                {"user": user_id, "like": _like(q), "words": words, **params},
             )
             rows = await cur.fetchall()
-        return [Thread.model_validate(r) for r in rows]
+        return page_of([Thread.model_validate(r) for r in rows], request, position)
 
     async def refresh(self, user_id: str) -> int:
         """Index the user's threads that changed since they were last indexed."""

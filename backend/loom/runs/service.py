@@ -23,6 +23,7 @@ from loom.agents.config import ConfigError, with_overrides
 from loom.agents.registry import AgentFactory
 from loom.agents.state import with_ids
 from loom.errors import InvalidInput, NotFound
+from loom.limits import StreamSlot, StreamSlots
 from loom.metrics import Metrics
 from loom.runs.broker import Broker
 from loom.runs.events import EndEvent, Envelope, ErrorEvent
@@ -127,8 +128,12 @@ class RunService:
         default_recursion_limit: int,
         lease_seconds: float,
         metrics: Metrics | None = None,
+        max_active_runs: int = 0,
+        streams: StreamSlots | None = None,
     ) -> None:
         self._metrics = metrics
+        self._max_active = max_active_runs
+        self._streams = streams
         self._runs = runs
         self._threads = threads
         self._assistants = assistants
@@ -189,6 +194,7 @@ class RunService:
                 claim_owner=worker.owner if worker is not None and reserved else None,
                 lease_seconds=self._lease_seconds,
                 notify=self._wakeup.notifies_on_create,
+                max_active=self._max_active,
             )
         except BaseException:
             if worker is not None and reserved:
@@ -276,12 +282,37 @@ class RunService:
         """The run's events up to ``upto`` (to rebuild a stream's state on resume)."""
         return [e for e in await self._broker.read(str(run_id)) if e.seq <= upto]
 
+    async def stream_slot(self, user_id: str) -> StreamSlot:
+        """A place for one more open stream of ``user_id`` (:class:`RateLimited` when they
+        are all taken). Pass it to :meth:`follow`, which gives it back when the stream ends;
+        release it yourself if the stream never starts."""
+        if self._streams is None:
+            return StreamSlot(None, user_id, "")
+        return await self._streams.acquire(user_id)
+
+    async def create_streamed(self, user_id: str, request: RunRequest) -> tuple[Run, StreamSlot]:
+        """:meth:`create` for a client that streams the run: its stream's place is taken
+        first, so a caller over its open-streams limit starts nothing."""
+        slot = await self.stream_slot(user_id)
+        try:
+            return await self.create(user_id, request), slot
+        except BaseException:
+            await slot.release()
+            raise
+
     def follow(
-        self, run_id: uuid.UUID, after: int, heartbeat: float
+        self,
+        run_id: uuid.UUID,
+        after: int,
+        heartbeat: float,
+        slot: StreamSlot | None = None,
     ) -> AsyncIterator[list[Envelope]]:
         """The run's events after ``after`` until ``end``; an empty batch is a heartbeat
-        (counted in the metrics' open streams while it is followed)."""
+        (counted in the metrics' open streams while it is followed). ``slot`` (from
+        :meth:`stream_slot`) is held while the stream lasts."""
         events = self._follow(run_id, after, heartbeat)
+        if slot is not None:
+            events = slot.guard(events)
         return events if self._metrics is None else self._metrics.counted(events)
 
     async def _follow(

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from loom.agents.graphs import CompiledGraph
@@ -23,6 +22,7 @@ from loom.runs import branches
 from loom.runs.executor import FALLBACK_CONFIG
 from loom.runs.service import RunService
 from loom.storage.assistants import AssistantRepo
+from loom.storage.checkpoints import LoomSaver
 from loom.storage.runs import RunRepo
 from loom.storage.threads import Thread, ThreadRepo
 
@@ -45,6 +45,29 @@ def _created(snapshot: StateSnapshot) -> str | None:
     return datetime.fromisoformat(snapshot.created_at).isoformat()
 
 
+def _checkpoint_config(thread: Thread, checkpoint_id: str) -> dict[str, Any]:
+    return {
+        "configurable": {
+            "thread_id": str(thread.thread_id),
+            "checkpoint_ns": "",
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def _entry(thread: Thread, row: dict[str, Any]) -> dict[str, Any]:
+    """A history entry of a checkpoint row (no state)."""
+    parent = row["parent_checkpoint_id"]
+    ts = row["ts"]
+    return {
+        "checkpoint_id": row["checkpoint_id"],
+        "config": _checkpoint_config(thread, row["checkpoint_id"]),
+        "parent": _checkpoint_config(thread, parent) if parent else None,
+        "metadata": row["metadata"],
+        "created_at": datetime.fromisoformat(ts).isoformat() if ts else None,
+    }
+
+
 def _incoming(values: Any) -> list[Any]:
     if isinstance(values, dict):
         values = values.get("messages")
@@ -62,7 +85,7 @@ class ThreadStateService:
         runs: RunRepo,
         run_service: RunService,
         factory: AgentFactory,
-        checkpointer: BaseCheckpointSaver[Any],
+        checkpointer: LoomSaver,
     ) -> None:
         self._threads = threads
         self._assistants = assistants
@@ -130,12 +153,31 @@ class ThreadStateService:
                 out.append(data)
         return out
 
-    async def history(self, thread: Thread, limit: int, before: str | None) -> list[dict[str, Any]]:
+    async def history(
+        self,
+        thread: Thread,
+        limit: int,
+        before: str | None,
+        *,
+        values: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The thread's checkpoints, newest first (those before ``before``; only those whose
+        metadata contains ``metadata``): ``checkpoint_id``, ``config``, ``parent``,
+        ``metadata``, ``created_at``, and with ``values`` the state then (``values``,
+        ``next``). Without, no state is rebuilt: the checkpoints' own rows are read."""
+        if not values:
+            return [
+                _entry(thread, row)
+                for row in await self._checkpointer.list_metadata(
+                    str(thread.thread_id), limit, before, metadata
+                )
+            ]
         graph, resolved = await self.graph(thread)
         before_config = _config(thread, before) if before else None
         out: list[dict[str, Any]] = []
         async for snapshot in graph.aget_state_history(
-            _config(thread), limit=limit, before=before_config
+            _config(thread), limit=limit, before=before_config, filter=metadata or None
         ):
             out.append(
                 {

@@ -15,6 +15,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from loom.db.types import Pool
+from loom.storage.paging import Page, PageRequest, Position, keyset, page_of
 
 API_KEY_PREFIX = "loom_sk_"
 # last_used_at is written at most this often per key (not on every request).
@@ -67,6 +68,18 @@ class ApiKeyRepo:
             )
             rows = await cur.fetchall()
         return [ApiKey.model_validate(r) for r in rows]
+
+    async def page_own(self, user_id: str, request: PageRequest) -> Page[ApiKey]:
+        """The user's keys, oldest first, a page at a time."""
+        where, order, params = keyset("created_at", "key_id", request, descending=False)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM api_key WHERE user_id = %(user)s AND {where}{order}",
+                {"user": user_id, **params},
+            )
+            rows = await cur.fetchall()
+        keys = [ApiKey.model_validate(r) for r in rows]
+        return page_of(keys, request, lambda k: Position(k.created_at, str(k.key_id)))
 
     async def delete(self, user_id: str, key_id: uuid.UUID) -> bool:
         async with self._pool.connection() as conn:

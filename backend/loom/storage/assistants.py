@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from loom.db.types import Pool
 from loom.storage.namespaces import namespace
+from loom.storage.paging import Page, PageRequest, Position, keyset, page_of
 
 
 class Assistant(BaseModel):
@@ -59,6 +60,27 @@ class AssistantRepo:
             )
             rows = await cur.fetchall()
         return [Assistant.model_validate(r) for r in rows]
+
+    async def page_own(self, user_id: str, request: PageRequest) -> Page[Assistant]:
+        """The user's assistants, most recently updated first, a page at a time."""
+        return await self._page("user_id = %(user)s", {"user": user_id}, request)
+
+    async def page_public(self, request: PageRequest) -> Page[Assistant]:
+        """Public assistants, most recently updated first, a page at a time."""
+        return await self._page("public", {}, request)
+
+    async def _page(
+        self, condition: str, values: dict[str, Any], request: PageRequest
+    ) -> Page[Assistant]:
+        where, order, params = keyset("updated_at", "assistant_id", request, descending=True)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM assistant WHERE {condition} AND {where}{order}",
+                {**values, **params},
+            )
+            rows = await cur.fetchall()
+        found = [Assistant.model_validate(r) for r in rows]
+        return page_of(found, request, lambda a: Position(a.updated_at, str(a.assistant_id)))
 
     async def get_visible(self, user_id: str, assistant_id: uuid.UUID) -> Assistant | None:
         """The assistant if ``user_id`` owns it or it is public."""

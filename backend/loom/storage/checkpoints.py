@@ -37,6 +37,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from psycopg.types.json import Jsonb
 
 from loom.runs.fence import ClaimFence
 
@@ -300,6 +301,33 @@ class LoomSaver(AsyncPostgresSaver):
             recorded.append(
                 (task_path, task_id, idx, channel, self.serde.loads_typed((type_, blob)))
             )
+
+    async def list_metadata(
+        self,
+        thread_id: str,
+        limit: int,
+        before: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """A thread's checkpoints, newest first, as their ids, parents, metadata and times
+        only: what ``alist`` would list, without reading (or decoding) any channel value."""
+        async with self._cursor() as cur:
+            await cur.execute(
+                "SELECT checkpoint_id, parent_checkpoint_id, metadata, checkpoint->>'ts' AS ts"
+                " FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = ''"
+                " AND (%s::text IS NULL OR checkpoint_id < %s)"
+                " AND (%s::jsonb IS NULL OR metadata @> %s::jsonb)"
+                " ORDER BY checkpoint_id DESC LIMIT %s",
+                (
+                    thread_id,
+                    before,
+                    before,
+                    Jsonb(metadata) if metadata else None,
+                    Jsonb(metadata) if metadata else None,
+                    limit,
+                ),
+            )
+            return list(await cur.fetchall())
 
     async def adelete_thread(self, thread_id: str) -> None:
         self._threads.drop_thread(str(thread_id))

@@ -18,7 +18,9 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from loom.db.types import Pool
-from loom.errors import ThreadBusy
+from loom.errors import RateLimited, ThreadBusy
+from loom.limits import RUN_RETRY_SECONDS
+from loom.storage.paging import Page, PageRequest, Position, keyset, page_of
 
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled"]
 ACTIVE: tuple[RunStatus, ...] = ("pending", "running")
@@ -101,16 +103,19 @@ class RunRepo:
         claim_owner: str | None = None,
         lease_seconds: float = 30.0,
         notify: bool = True,
+        max_active: int = 0,
     ) -> Created:
         """Record a run in one round trip (see ``loom_create_run`` in the migrations).
 
         Raises :class:`ThreadBusy` when the thread has an active run and the strategy is
-        ``reject``. With ``claim_owner`` an idle thread's run is created already claimed.
+        ``reject``, :class:`RateLimited` when the user already has ``max_active`` runs pending
+        or running (0: no limit). With ``claim_owner`` an idle thread's run is created
+        already claimed.
         """
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT loom_create_run(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " AS r",
+                "SELECT loom_create_run(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s) AS r",
                 (
                     uuid.uuid4(),
                     new.thread_id,
@@ -127,6 +132,7 @@ class RunRepo:
                     notify,
                     Jsonb(new.overrides) if new.overrides is not None else None,
                     list(new.namespaces),
+                    max_active,
                 ),
             )
             row = await cur.fetchone()
@@ -135,6 +141,11 @@ class RunRepo:
             raise ThreadBusy()
         if isinstance(result, str):
             result = json.loads(result)
+        if "limited" in result:
+            raise RateLimited(
+                f"Too many runs in progress: at most {max_active} at once; wait for one to end",
+                retry_after=RUN_RETRY_SECONDS,
+            )
         return Created(
             run=Run.model_validate(result["run"]),
             cancelled=[uuid.UUID(x) for x in result["cancelled"]],
@@ -173,18 +184,21 @@ class RunRepo:
             )
             return [row["run_id"] for row in await cur.fetchall()]
 
-    async def list_for_thread(
-        self, thread_id: uuid.UUID, statuses: list[str] | None, limit: int
-    ) -> list[Run]:
-        """A thread's runs, newest first (only those in ``statuses`` when given)."""
+    async def page_for_thread(
+        self, thread_id: uuid.UUID, statuses: list[str] | None, request: PageRequest
+    ) -> Page[Run]:
+        """A thread's runs, newest first (only those in ``statuses`` when given), a page at a
+        time."""
+        where, order, params = keyset("created_at", "run_id", request, descending=True)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM run WHERE thread_id = %s"
-                " AND (%s::text[] IS NULL OR status = ANY(%s::text[]))"
-                " ORDER BY created_at DESC, run_id LIMIT %s",
-                (thread_id, statuses, statuses, limit),
+                f"SELECT {_COLUMNS} FROM run WHERE thread_id = %(thread)s"
+                " AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))"
+                f" AND {where}{order}",
+                {"thread": thread_id, "statuses": statuses, **params},
             )
-            return [Run.model_validate(row) for row in await cur.fetchall()]
+            runs = [Run.model_validate(row) for row in await cur.fetchall()]
+        return page_of(runs, request, lambda r: Position(r.created_at, str(r.run_id)))
 
     async def cancel_pending(self, run_id: uuid.UUID, reason: str) -> bool:
         """pending -> cancelled; ``False`` when the run is no longer pending."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from loom.db.types import Pool
 from loom.storage.assistants import Assistant
 from loom.storage.namespaces import namespace
+from loom.storage.paging import Page, PageRequest, Position, keyset, page_of
 
 
 class Thread(BaseModel):
@@ -22,6 +23,11 @@ class Thread(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+
+def position(thread: Thread) -> Position:
+    """A thread's place in lists of threads (most recently updated first)."""
+    return Position(thread.updated_at, str(thread.thread_id))
 
 
 _COLUMNS = "thread_id, assistant_id, name, user_id, metadata, created_at, updated_at"
@@ -59,6 +65,17 @@ class ThreadRepo:
             )
             rows = await cur.fetchall()
         return [Thread.model_validate(r) for r in rows]
+
+    async def page_own(self, user_id: str, request: PageRequest) -> Page[Thread]:
+        """The user's threads, most recently updated first, a page at a time."""
+        where, order, params = keyset("updated_at", "thread_id", request, descending=True)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM thread WHERE user_id = %(user)s AND {where}{order}",
+                {"user": user_id, **params},
+            )
+            rows = await cur.fetchall()
+        return page_of([Thread.model_validate(r) for r in rows], request, position)
 
     async def get_own(self, user_id: str, thread_id: uuid.UUID) -> Thread | None:
         async with self._pool.connection() as conn:

@@ -122,7 +122,8 @@ class AttachmentRepo:
         """Store an uploaded file (a new attachment, or the bytes of a created one)."""
         name = clean_filename(filename, 0)
         upload = Upload(name, content_type, io.BytesIO(content), len(content))
-        await self._ingest.check([upload])  # 413 / 415 now, not at the first message
+        # 413 / 415 now, not at the first message; the bytes count in today's upload quota
+        await self._ingest.check([upload], charge_to=context.user_id)
         mime = (content_type or "application/octet-stream").split(";", 1)[0].strip()
         if attachment_id is not None:
             existing = await self.load(attachment_id, context.user_id)

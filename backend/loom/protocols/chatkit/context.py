@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loom.errors import BadRequest
+from loom.limits import StreamSlot
 
 OnDisconnect = Literal["cancel", "continue"]
 
@@ -44,6 +45,8 @@ class ChatKitContext:
     base_url: str = "http://localhost/"
     assistant_id: uuid.UUID | None = None
     on_disconnect: OnDisconnect = "cancel"
+    # A streaming request's place among the caller's open streams (taken by the router).
+    stream_slot: StreamSlot | None = None
 
     @classmethod
     def of(cls, user_id: str, metadata: dict[str, Any], base_url: str) -> ChatKitContext:

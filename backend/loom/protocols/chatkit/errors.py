@@ -22,7 +22,7 @@ from chatkit.store import NotFoundError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from loom.errors import INTERNAL_MESSAGE, LoomError, public_error
+from loom.errors import INTERNAL_MESSAGE, LoomError, RateLimited, public_error
 
 log = logging.getLogger("loom.chatkit")
 
@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "thread_busy": 409,
     "too_large": 413,
     "unsupported_media_type": 415,
+    "rate_limited": 429,
     "cancelled": 409,
     "upstream_error": 502,
     "unavailable": 503,
@@ -44,6 +45,7 @@ STATUS_BY_CODE: dict[str, int] = {
 # Stream errors after which trying the same turn again may work.
 RETRYABLE = frozenset(
     {"thread_busy", "conflict", "upstream_error", "upstream_timeout", "unavailable", "run_lost"}
+    | {"rate_limited"}
     | {"internal", "cancelled"}
 )
 
@@ -75,7 +77,8 @@ def http_error(exc: BaseException) -> JSONResponse:
             message = INTERNAL_MESSAGE
         else:
             log.warning("ChatKit request failed: %s", message)
-    return JSONResponse({"detail": message, "code": code}, status_code=status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return JSONResponse({"detail": message, "code": code}, status_code=status, headers=headers)
 
 
 def stream_error(code: str, message: str) -> CustomStreamError:

@@ -28,6 +28,7 @@ from chatkit.types import (
     ThreadsCreateReq,
     ThreadsRetryAfterItemReq,
     UserMessageItem,
+    is_streaming_req,
 )
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -37,7 +38,9 @@ from starlette.formparsers import MultiPartException
 
 from loom import sse
 from loom.api.deps import AppState, CurrentUser, OwnThread, State
+from loom.api.paging import PageQuery, paged
 from loom.errors import BadRequest
+from loom.limits import StreamSlot
 from loom.protocols.chatkit.assistants import AssistantChooser
 from loom.protocols.chatkit.attachments import AttachmentRepo
 from loom.protocols.chatkit.context import ChatKitContext
@@ -108,7 +111,9 @@ async def _preflight(server: LoomChatKitServer, request: Any, context: ChatKitCo
             raise BadRequest("threads.retry_after_item needs the id of a user message")
 
 
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _chain(
+    first: bytes, rest: AsyncIterator[bytes], slot: StreamSlot | None
+) -> AsyncIterator[bytes]:
     try:
         if first:
             yield first
@@ -119,16 +124,21 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+        if slot is not None:
+            await slot.release()
 
 
 @router.post("/chatkit", responses=_PROTOCOL_DOC)
 async def chatkit(request: Request, user: CurrentUser, server: Server) -> Response:
     """ChatKit's single endpoint (``ChatKitServer.process``)."""
     body = await request.body()
+    slot: StreamSlot | None = None
     try:
         parsed = REQUEST.validate_json(body)
         context = ChatKitContext.of(user.user_id, parsed.metadata, str(request.base_url))
         await _preflight(server, parsed, context)
+        if is_streaming_req(parsed):  # over the open-streams limit: 429 before anything
+            slot = context.stream_slot = await server.stream_slot(user.user_id)
         result = await server.process(body, context)
         if isinstance(result, StreamingResult):
             chunks = aiter(result)
@@ -136,9 +146,11 @@ async def chatkit(request: Request, user: CurrentUser, server: Server) -> Respon
                 first = await anext(chunks)
             except StopAsyncIteration:
                 first = b""
-            return sse.response(_chain(first, chunks))
+            return sse.response(_chain(first, chunks, slot))
         return Response(result.json, media_type="application/json")
     except Exception as exc:
+        if slot is not None:
+            await slot.release()
         return http_error(exc)
 
 
@@ -195,10 +207,13 @@ class FeedbackOut(BaseModel):
 
 
 @router.get("/threads/{thread_id}/feedback", response_model=list[FeedbackOut], tags=["threads"])
-async def thread_feedback(thread: OwnThread, server: Server) -> list[FeedbackOut]:
-    """Feedback given through ChatKit (``items.feedback``) on the thread's items; an item of a
-    message has the message's id."""
-    return [FeedbackOut.model_validate(row) for row in await server.loom_store.feedback(thread)]
+async def thread_feedback(
+    request: Request, response: Response, page: PageQuery, thread: OwnThread, server: Server
+) -> list[FeedbackOut]:
+    """Feedback given through ChatKit (``items.feedback``) on the thread's items, oldest first
+    (paged: ``Link`` header); an item of a message has the message's id."""
+    found = await server.loom_store.feedback(thread, page)
+    return paged(request, response, found, FeedbackOut.model_validate)
 
 
 __all__ = ["build_server", "router", "uploads"]

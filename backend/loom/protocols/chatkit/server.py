@@ -41,6 +41,7 @@ from chatkit.types import (
 )
 
 from loom.errors import InvalidInput, LoomError
+from loom.limits import StreamSlot
 from loom.protocols.chatkit import render
 from loom.protocols.chatkit.attachments import AttachmentRepo, LoomAttachmentStore
 from loom.protocols.chatkit.context import ChatKitContext
@@ -95,6 +96,10 @@ class LoomChatKitServer(ChatKitServer[ChatKitContext]):
         # reply goes into the thread's messages, which are the model's context; a hidden
         # note for the model is not needed. (Awaiting here would be cancelled again anyway.)
         return None
+
+    async def stream_slot(self, user_id: str) -> StreamSlot:
+        """A place among the caller's open streams, for a streaming request."""
+        return await self._runs.stream_slot(user_id)
 
     async def add_feedback(
         self,
@@ -248,7 +253,7 @@ class LoomChatKitServer(ChatKitServer[ChatKitContext]):
     ) -> AsyncIterator[ThreadStreamEvent]:
         """Stream the run's events; a stream dropped before the end follows ``on_disconnect``."""
         ended = False
-        batches = self._runs.follow(run.run_id, 0, self._heartbeat)
+        batches = self._runs.follow(run.run_id, 0, self._heartbeat, context.stream_slot)
         try:
             async for batch in batches:
                 for envelope in batch:

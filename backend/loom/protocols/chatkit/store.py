@@ -41,6 +41,8 @@ from loom.protocols.chatkit.attachments import AttachmentRepo
 from loom.protocols.chatkit.context import ChatKitContext
 from loom.protocols.chatkit.timeline import Snapshot, StoredItem, place
 from loom.runs.state import ThreadStateService
+from loom.storage import paging
+from loom.storage.paging import PageRequest, Position, keyset, page_of
 from loom.storage.threads import Thread, ThreadRepo
 
 _PREFIXES: dict[str, str] = {
@@ -328,17 +330,22 @@ class ChatKitStore(Store[ChatKitContext]):
                     (thread.thread_id, item_id, context.user_id, kind),
                 )
 
-    async def feedback(self, thread: Thread) -> list[dict[str, Any]]:
+    async def feedback(self, thread: Thread, request: PageRequest) -> paging.Page[dict[str, Any]]:
+        """The feedback given on the thread's items, oldest first, a page at a time."""
+        where, order, params = keyset(
+            "f.created_at", "f.item_id", request, descending=False, cast="text"
+        )
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT f.item_id, i.message_id, i.kind AS item_type, f.kind,"
                 " f.created_at, f.updated_at"
                 " FROM chatkit_feedback f LEFT JOIN chatkit_item i"
                 "   ON i.thread_id = f.thread_id AND i.item_id = f.item_id"
-                " WHERE f.thread_id = %s ORDER BY f.created_at, f.item_id",
-                (thread.thread_id,),
+                f" WHERE f.thread_id = %(thread)s AND {where}{order}",
+                {"thread": thread.thread_id, **params},
             )
-            return await cur.fetchall()
+            rows = await cur.fetchall()
+        return page_of(rows, request, lambda r: Position(r["created_at"], r["item_id"]))
 
     # -- attachments --------------------------------------------------------------------------
 

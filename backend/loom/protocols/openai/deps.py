@@ -61,7 +61,9 @@ CoreDep = Annotated[Core, Depends(_core)]
 
 
 async def client_user(request: Request, state: State) -> User:
-    return await state.auth.authenticate_client(request)
+    user = await state.auth.authenticate_client(request)
+    await state.requests.hit(user.user_id)
+    return user
 
 
 ClientUser = Annotated[User, Depends(client_user)]

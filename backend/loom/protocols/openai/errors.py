@@ -3,7 +3,8 @@
 ``{"error": {"message", "type", "param", "code"}}`` with the statuses the ``openai`` SDK
 turns into its exception classes (400 ``BadRequestError``, 401 ``AuthenticationError``,
 403 ``PermissionDeniedError``, 404 ``NotFoundError``, 409 ``ConflictError``, 422
-``UnprocessableEntityError``, 429 ``RateLimitError``, 5xx ``InternalServerError``). As OpenAI
+``UnprocessableEntityError``, 429 ``RateLimitError`` (with ``Retry-After``, which the SDK
+honours when it retries), 5xx ``InternalServerError``). As OpenAI
 did, a run on a thread that already has one is a 400, and invalid input is a 400.
 
 :func:`install` wraps the app's exception handlers: requests under ``/v1`` get this shape,
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from loom.errors import INTERNAL_MESSAGE, LoomError, Unauthorized
+from loom.errors import INTERNAL_MESSAGE, LoomError, RateLimited, Unauthorized
 
 log = logging.getLogger("loom.openai")
 
@@ -41,6 +42,7 @@ _MAPPING: dict[str, tuple[int, str, str | None]] = {
     "too_large": (413, "invalid_request_error", "file_too_large"),
     "unsupported_media_type": (415, "invalid_request_error", "unsupported_file"),
     "cancelled": (400, "invalid_request_error", "run_cancelled"),
+    "rate_limited": (429, "requests", "rate_limit_exceeded"),
     "upstream_error": (502, "server_error", None),
     "upstream_timeout": (504, "server_error", "timeout"),
     "unavailable": (503, "server_error", None),
@@ -76,10 +78,16 @@ def status_of(code: str) -> int:
 
 
 def error_response(
-    status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param, code=code))
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
@@ -89,7 +97,8 @@ def loom_error_response(exc: LoomError) -> JSONResponse:
         status, type_, code = _MAPPING["unauthorized"]
     if status >= 500:
         log.warning("/v1 request failed: %s", exc.message)
-    return error_response(status, exc.message, type_, code)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(status, exc.message, type_, code, headers=headers)
 
 
 def _validation(exc: RequestValidationError) -> JSONResponse:

@@ -64,6 +64,7 @@ async def upload_file(
     content = await file.read(limit + 1)
     if len(content) > limit:
         raise PayloadTooLarge(f"The file is over the limit of {limit} bytes")
+    await core.ingest.charge(user.user_id, len(content))  # today's upload quota (429)
     record = await core.store.create_file(
         user.user_id, clean_filename(file.filename, 0), purpose, content
     )

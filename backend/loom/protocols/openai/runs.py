@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
+from loom.limits import StreamSlot
 from loom.runs.events import EndEvent
 from loom.sse import HEARTBEAT, response
 from loom.storage.assistants import Assistant
@@ -63,19 +65,32 @@ def _step_ids(record: RunRecord) -> StepIds:
     )
 
 
+@asynccontextmanager
+async def _stream_slot(core: Core, user: ClientUser, wanted: bool) -> AsyncIterator[StreamSlot]:
+    """A place among the caller's open streams when the run is streamed (taken before the
+    run starts; given back if the stream never does)."""
+    slot = await core.runs.stream_slot(user.user_id) if wanted else StreamSlot(None, "", "")
+    try:
+        yield slot
+    except BaseException:
+        await slot.release()
+        raise
+
+
 async def stream(
     core: Core,
     record: RunRecord,
     thread: Thread,
     part: Run,
     prelude: Sequence[bytes],
+    slot: StreamSlot,
     earlier: Sequence[dict[str, Any]] = (),
 ) -> Response:
     async def body() -> AsyncIterator[bytes]:
         yield b"".join(prelude)
         writer = EventWriter(_step_ids(record), earlier)
         heartbeat = core.settings.stream_heartbeat_seconds
-        async for batch in core.runs.follow(part.run_id, 0, heartbeat):
+        async for batch in core.runs.follow(part.run_id, 0, heartbeat, slot):
             if not batch:
                 yield HEARTBEAT
                 continue
@@ -118,36 +133,37 @@ async def create_run(
     body: RunCreate, thread: OwnThread, user: ClientUser, core: CoreDep
 ) -> Response:
     assistant = await _assistant(core, user, body.assistant_id)
-    record, thread, part = await runner.start(
-        core,
-        user,
-        thread,
-        assistant,
-        body,
-        additional_instructions=body.additional_instructions,
-        additional_messages=body.additional_messages or [],
-    )
-    if body.stream:
-        return await stream(
-            core, record, thread, part, await _opening(core, record, thread, new=True)
+    async with _stream_slot(core, user, bool(body.stream)) as slot:
+        record, thread, part = await runner.start(
+            core,
+            user,
+            thread,
+            assistant,
+            body,
+            additional_instructions=body.additional_instructions,
+            additional_messages=body.additional_messages or [],
         )
+        if body.stream:
+            opening = await _opening(core, record, thread, new=True)
+            return await stream(core, record, thread, part, opening, slot)
     return await current(core, record, thread)
 
 
 @router.post("/runs")
 async def create_thread_and_run(body: ThreadRunCreate, user: ClientUser, core: CoreDep) -> Response:
     assistant = await _assistant(core, user, body.assistant_id)
-    thread = await create_thread(core, user, body.thread)
-    resources = None
-    if body.tool_resources is not None:
-        resources = await check_resources(core, user.user_id, body.tool_resources)
-    record, thread, part = await runner.start(
-        core, user, thread, assistant, body, resources=resources
-    )
-    if body.stream:
-        opening = [event("thread.created", await thread_object(core, thread))]
-        opening += await _opening(core, record, thread, new=True)
-        return await stream(core, record, thread, part, opening)
+    async with _stream_slot(core, user, bool(body.stream)) as slot:
+        thread = await create_thread(core, user, body.thread)
+        resources = None
+        if body.tool_resources is not None:
+            resources = await check_resources(core, user.user_id, body.tool_resources)
+        record, thread, part = await runner.start(
+            core, user, thread, assistant, body, resources=resources
+        )
+        if body.stream:
+            opening = [event("thread.created", await thread_object(core, thread))]
+            opening += await _opening(core, record, thread, new=True)
+            return await stream(core, record, thread, part, opening, slot)
     return await current(core, record, thread)
 
 
@@ -202,20 +218,21 @@ async def cancel_run(record: OwnRun, thread: OwnThread, core: CoreDep) -> JSONRe
 async def submit_tool_outputs(
     body: SubmitToolOutputs, record: OwnRun, thread: OwnThread, user: ClientUser, core: CoreDep
 ) -> Response:
-    record, part = await runner.submit(core, user, thread, record, body.tool_outputs)
-    if not body.stream:
-        return await current(core, record, thread)
-    opening: list[bytes] = []
-    messages, _ = await snapshot(core, thread)
-    outputs = tool_outputs(messages)
-    answered = next((m for m in reversed(messages) if m.get("type") == "ai"), None)
-    if answered is not None and answered.get("tool_calls"):
-        now = int(time.time())
-        step = tool_step(answered, outputs, _step_ids(record), "completed", now, now)
-        opening.append(event("thread.run.step.completed", step))
-    opening += await _opening(core, record, thread, new=False)
-    last_user = max((i for i, m in enumerate(messages) if m.get("type") == "human"), default=-1)
-    return await stream(core, record, thread, part, opening, messages[last_user + 1 :])
+    async with _stream_slot(core, user, bool(body.stream)) as slot:
+        record, part = await runner.submit(core, user, thread, record, body.tool_outputs)
+        if not body.stream:
+            return await current(core, record, thread)
+        opening: list[bytes] = []
+        messages, _ = await snapshot(core, thread)
+        outputs = tool_outputs(messages)
+        answered = next((m for m in reversed(messages) if m.get("type") == "ai"), None)
+        if answered is not None and answered.get("tool_calls"):
+            now = int(time.time())
+            step = tool_step(answered, outputs, _step_ids(record), "completed", now, now)
+            opening.append(event("thread.run.step.completed", step))
+        opening += await _opening(core, record, thread, new=False)
+        last_user = max((i for i, m in enumerate(messages) if m.get("type") == "human"), default=-1)
+        return await stream(core, record, thread, part, opening, slot, messages[last_user + 1 :])
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps")
