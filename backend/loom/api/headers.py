@@ -49,7 +49,7 @@ DOCS_POLICY = "; ".join(
         "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
         "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
         "font-src 'self' https://fonts.gstatic.com",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+        "img-src 'self' data: https:",
         "worker-src 'self' blob:",
         "connect-src 'self'",
         "object-src 'none'",
