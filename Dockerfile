@@ -7,7 +7,11 @@ RUN npm run build
 
 FROM python:3.11-slim-bookworm
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1 LOOM_HOST=0.0.0.0 LOOM_PORT=8100 LOOM_FRONTEND_DIST=/app/frontend/dist
+# Production with JWT auth by default: the container refuses to start until LOOM_JWT_SECRET
+# (32 bytes or more) or LOOM_JWT_PUBLIC_KEY is set. LOOM_ENV=development LOOM_AUTH=cookie
+# gives the development cookie mode instead (anyone can claim any user id).
+ENV PYTHONUNBUFFERED=1 LOOM_ENV=production LOOM_AUTH=jwt \
+    LOOM_HOST=0.0.0.0 LOOM_PORT=8100 LOOM_FRONTEND_DIST=/app/frontend/dist
 COPY pyproject.toml README.md ./
 COPY backend ./backend
 RUN pip install --no-cache-dir .

@@ -30,6 +30,7 @@ import redis
 import requests
 import uvicorn
 
+from loom.__main__ import proxy_options
 from loom.app import create_app
 from loom.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -128,7 +129,12 @@ class LoomServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+            create_app(settings),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            **proxy_options(settings),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

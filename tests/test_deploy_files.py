@@ -1,14 +1,22 @@
-"""The deployment files: docker-compose.yml is valid and wires Loom to Postgres and Redis."""
+"""The deployment files: docker-compose.yml is valid and wires Loom to Postgres and Redis;
+the image and the compose file start Loom in production mode with JWT auth."""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 
+import pytest
 import yaml
+from pydantic import ValidationError
 
+from loom.settings import load_settings
 from tests.conftest import ROOT
+
+SECRET = "0123456789abcdef0123456789abcdef"  # 32 bytes
 
 
 def test_compose_file_is_the_scaled_form() -> None:
@@ -50,9 +58,63 @@ def test_docker_compose_config_accepts_the_file() -> None:
     result = subprocess.run(
         command,
         cwd=ROOT,
-        env={**os.environ, "LOOM_JWT_SECRET": "x"},
+        env={**os.environ, "LOOM_JWT_SECRET": SECRET},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _dockerfile_env() -> dict[str, str]:
+    """The ``ENV`` of the Dockerfile's last stage (the image Loom runs in)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    last_stage = text.rsplit("\nFROM ", 1)[-1]
+    env: dict[str, str] = {}
+    for line in re.findall(r"^ENV (.+)$", last_stage, flags=re.MULTILINE):
+        for pair in shlex.split(line):
+            name, _, value = pair.partition("=")
+            env[name] = value
+    return env
+
+
+def _only(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """The process environment holds exactly these LOOM_ variables."""
+    for name in list(os.environ):
+        if name.startswith("LOOM_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_the_image_defaults_to_production_with_jwt(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _dockerfile_env()
+    assert env["LOOM_ENV"] == "production"
+    assert env["LOOM_AUTH"] == "jwt"
+    # As the image starts: refused until a secret is given, with a message naming it.
+    _only(monkeypatch, env)
+    with pytest.raises(ValidationError, match="LOOM_JWT_SECRET"):
+        load_settings()
+    monkeypatch.setenv("LOOM_JWT_SECRET", "too-short")
+    with pytest.raises(ValidationError, match="LOOM_JWT_SECRET must be at least 32 bytes"):
+        load_settings()
+    monkeypatch.setenv("LOOM_JWT_SECRET", SECRET)
+    settings = load_settings()
+    assert (settings.env, settings.auth, settings.host) == ("production", "jwt", "0.0.0.0")
+
+
+def test_compose_services_start_in_production_with_jwt(monkeypatch: pytest.MonkeyPatch) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("api-1", "api-2", "worker"):
+        env = compose["services"][name]["environment"]
+        # No default secret: compose refuses to start without one.
+        assert env["LOOM_JWT_SECRET"] == "${LOOM_JWT_SECRET:?set LOOM_JWT_SECRET}"
+        given = {
+            k: SECRET if k == "LOOM_JWT_SECRET" else str(v)
+            for k, v in env.items()
+            if k.startswith("LOOM_")
+        }
+        _only(monkeypatch, given)
+        settings = load_settings()
+        assert (settings.env, settings.auth) == ("production", "jwt")
+        assert settings.forwarded_allow_ips == "*"  # nginx, the only client, is believed

@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -78,6 +78,12 @@ def _with_database(settings: Settings) -> tuple[Settings, object | None]:
     return settings.model_copy(update={"database_url": url}), embedded
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-*: believed from LOOM_FORWARDED_ALLOW_IPS only (a
+    request such a proxy forwards as https has the scheme https, and so gets HSTS)."""
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
 
@@ -103,6 +109,7 @@ def serve(settings: Settings) -> int:
             log_config=logging_config(settings),
             access_log=False,
             timeout_graceful_shutdown=10,
+            **proxy_options(settings),
         )
     finally:
         if embedded is not None:

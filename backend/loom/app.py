@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from loom.api import api_keys, assistants, files, ingest, runs, threads
 from loom.api.deps import AppState, CurrentUser, PoolDep, State
 from loom.api.errors import install_error_handlers
+from loom.api.headers import SecurityHeaders
 from loom.api.observe import RequestContext
 from loom.api.retry import RetryReads
 from loom.auth import make_authenticator
@@ -182,6 +183,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     )
     install_error_handlers(app)
     app.add_middleware(RetryReads)
+    docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(
+        SecurityHeaders,
+        hsts_seconds=settings.hsts_seconds,
+        docs_paths=[path for path in docs if path],
+    )
     app.add_middleware(RequestContext)  # outermost: ids and spans cover the whole request
 
     # Request bodies are limited per router (FastAPI's max_body_size), inside the middleware

@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The shortest HMAC secret production accepts: 256 bits, HS256's own hash size.
+MIN_HMAC_SECRET_BYTES = 32
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -28,7 +31,8 @@ class Settings(BaseSettings):
     )
 
     # --- server -----------------------------------------------------------------------------
-    host: str = "0.0.0.0"
+    # Unset: 127.0.0.1 in cookie mode (development: the cookie trusts any client), else 0.0.0.0.
+    host: str = ""
     port: int = Field(default=8100, ge=1, le=65535)
     processes: int = Field(
         default=1,
@@ -49,6 +53,11 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = None  # OTLP/HTTP traces URL (default: the SDK's own)
     otel_service_name: str = "loom"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Proxies whose X-Forwarded-Proto/-For uvicorn believes (comma-separated IPs or
+    # networks, ``*`` for any): a request they forward as https gets HSTS.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Strict-Transport-Security max-age on responses to https requests (0: no header).
+    hsts_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     frontend_dist: Path = Path("frontend/dist")
 
     # --- storage ----------------------------------------------------------------------------
@@ -96,7 +105,11 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_algorithms: list[str] = ["HS256"]
     jwt_issuer: str | None = None
-    jwt_audience: str | None = None
+    # Checked in JWT and OIDC tokens alike (LOOM_OIDC_AUDIENCE is another name for it).
+    jwt_audience: str | None = Field(
+        default=None,
+        validation_alias=_env("LOOM_JWT_AUDIENCE", "LOOM_OIDC_AUDIENCE", "jwt_audience"),
+    )
     oidc_issuer: str | None = None
     oidc_jwks_url: str | None = None
     oidc_jwks_refetch_seconds: float = 60.0
@@ -176,11 +189,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_auth(self) -> Settings:
-        if self.env == "production" and self.auth == "cookie":
-            raise ValueError(
-                "LOOM_AUTH=cookie trusts any client-chosen user id and is for development only; "
-                "set LOOM_AUTH=jwt or LOOM_AUTH=oidc when LOOM_ENV=production"
-            )
+        if not self.host:
+            self.host = "127.0.0.1" if self.auth == "cookie" else "0.0.0.0"
+        if self.env == "production":
+            self._check_production()
         if self.auth == "jwt" and self.jwt_secret is None and self.jwt_public_key is None:
             raise ValueError("LOOM_AUTH=jwt needs LOOM_JWT_SECRET or LOOM_JWT_PUBLIC_KEY")
         if self.auth == "oidc" and not self.oidc_jwks_url:
@@ -202,6 +214,25 @@ class Settings(BaseSettings):
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("LOOM_CHUNK_OVERLAP must be smaller than LOOM_CHUNK_SIZE")
         return self
+
+    def _check_production(self) -> None:
+        if self.auth == "cookie":
+            raise ValueError(
+                "LOOM_AUTH=cookie trusts any client-chosen user id and is for development only; "
+                "set LOOM_AUTH=jwt or LOOM_AUTH=oidc when LOOM_ENV=production"
+            )
+        if self.auth == "oidc" and not (self.oidc_issuer and self.jwt_audience):
+            raise ValueError(
+                "LOOM_AUTH=oidc with LOOM_ENV=production needs LOOM_OIDC_ISSUER and "
+                "LOOM_JWT_AUDIENCE (or LOOM_OIDC_AUDIENCE): without them a token any client "
+                "of the provider got would be accepted"
+            )
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if secret is not None and len(secret.encode("utf-8")) < MIN_HMAC_SECRET_BYTES:
+            raise ValueError(
+                f"LOOM_JWT_SECRET must be at least {MIN_HMAC_SECRET_BYTES} bytes when "
+                "LOOM_ENV=production (e.g. `openssl rand -hex 32`)"
+            )
 
     @property
     def heartbeat_seconds(self) -> float:

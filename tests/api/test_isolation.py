@@ -35,6 +35,7 @@ ANONYMOUS = {
     ("GET", "/runs/config_schema"),
     ("GET", "/runs/input_schema"),
     ("GET", "/runs/output_schema"),
+    ("GET", "/assistants/public"),  # as in OpenGPTs; owners' ids are not shown (see below)
 }
 
 
@@ -221,8 +222,9 @@ def test_public_assistant_is_readable_not_writable(world: World) -> None:
     aid = world.public_assistant["assistant_id"]
     before = _snapshot(world.a)
 
-    assert _ok(world.b.get(f"/assistants/{aid}")) == world.public_assistant
-    assert world.public_assistant in _ok(world.b.get("/assistants/public"))
+    seen_by_b = {**world.public_assistant, "user_id": None}  # not A's id
+    assert _ok(world.b.get(f"/assistants/{aid}")) == seen_by_b
+    assert seen_by_b in _ok(world.b.get("/assistants/public"))
     assert world.private_assistant["assistant_id"] not in {
         a["assistant_id"] for a in _ok(world.b.get("/assistants/public"))
     }
@@ -246,6 +248,102 @@ def test_public_assistant_is_readable_not_writable(world: World) -> None:
     assert world.a.get(f"/threads/{thread['thread_id']}").status_code == 404
     _ok(world.b.delete(f"/threads/{thread['thread_id']}"))
     assert _snapshot(world.a) == before
+
+
+def test_public_assistants_are_listed_without_credentials(loom: LoomServer, world: World) -> None:
+    """As in OpenGPTs, anyone may list the public assistants; an owner's id is shown to that
+    owner only (``null`` for everyone else), so a public listing names nobody."""
+    public = world.public_assistant
+    assert public["user_id"] == "alice-iso"  # her own id, in her own responses (guide shape)
+    shown = {**public, "user_id": None}
+    for anonymous in (loom.client(None), loom.client(" ")):
+        for path in ("/assistants/public", "/assistants/public/"):
+            listed = anonymous.get(path)
+            assert listed.status_code == 200, (path, listed.text)
+            assert shown in listed.json()
+            assert {a["user_id"] for a in listed.json()} == {None}
+            assert all(set(a) == set(public) for a in listed.json())
+        anonymous.close()
+    assert public in _ok(world.a.get("/assistants/public"))
+    assert shown in _ok(world.b.get("/assistants/public"))
+    assert world.b_assistant not in _ok(world.b.get("/assistants/public"))  # private
+
+
+def test_no_response_shows_another_users_id(
+    loom: LoomServer, world: World, fake_llm: FakeOpenAI
+) -> None:
+    """B uses A's public assistant through every API (native, OpenAI's, ChatKit's): nothing B
+    reads carries A's user id."""
+    a_id = "alice-iso"
+    aid = world.public_assistant["assistant_id"]
+    b = world.b
+    thread = _ok(b.post("/threads", json={"name": "with a's bot", "assistant_id": aid}))
+    tid = thread["thread_id"]
+    fake_llm.reply(text="Hello, Bob!")
+    streamed = b.post(
+        "/runs/stream",
+        json={"thread_id": tid, "input": {"messages": [{"content": "hi", "type": "human"}]}},
+    )
+    assert streamed.status_code == 200
+    seen = [streamed.text]
+    run_id = next(r["run_id"] for r in _ok(b.get(f"/threads/{tid}/runs")))
+    for path in (
+        "/assistants/public",
+        f"/assistants/{aid}",
+        f"/assistants/{aid}/files",
+        "/threads",
+        f"/threads/{tid}",
+        f"/threads/{tid}/state",
+        f"/threads/{tid}/history",
+        f"/threads/{tid}/branches",
+        f"/threads/{tid}/runs",
+        f"/runs/{run_id}",
+        f"/runs/{run_id}/stream",
+    ):
+        response = b.get(path)
+        assert response.status_code in (200, 404), (path, response.text)
+        seen.append(response.text)
+
+    key = _ok(b.post("/api-keys", json={"name": "isolation"}))["key"]
+    v1 = loom.client(None, Authorization=f"Bearer {key}")
+    asst = "asst_" + uuid.UUID(aid).hex
+    v1_thread = "thread_" + uuid.UUID(tid).hex
+    for path in (f"/v1/assistants/{asst}", f"/v1/threads/{v1_thread}"):
+        response = v1.get(path)
+        assert response.status_code == 200, (path, response.text)
+        seen.append(response.text)
+    fake_llm.reply(text="Hello again, Bob!")
+    v1_run = v1.post(
+        "/v1/threads/runs",
+        json={"assistant_id": asst, "thread": {"messages": [{"role": "user", "content": "hi"}]}},
+    )
+    assert v1_run.status_code == 200, v1_run.text
+    seen.append(v1_run.text)
+    v1.close()
+
+    fake_llm.reply(text="Hello from ChatKit, Bob!")
+    chatkit = b.post(
+        "/chatkit",
+        json={
+            "type": "threads.create",
+            "metadata": {"assistant_id": aid},
+            "params": {
+                "input": {
+                    "content": [{"type": "input_text", "text": "hi"}],
+                    "attachments": [],
+                    "inference_options": {},
+                }
+            },
+        },
+    )
+    assert chatkit.status_code == 200, chatkit.text
+    seen.append(chatkit.text)
+    listed = b.post("/chatkit", json={"type": "threads.list", "params": {}})
+    assert listed.status_code == 200, listed.text
+    seen.append(listed.text)
+
+    assert [text[:300] for text in seen if a_id in text] == []
+    assert any("bob-iso" in text for text in seen)  # B's own id is shown to B
 
 
 def test_put_never_creates_or_claims(loom: LoomServer, world: World) -> None:
@@ -291,7 +389,6 @@ def test_every_endpoint_needs_a_user(loom: LoomServer, world: World) -> None:
     assert {
         ("GET", "/assistants"),
         ("POST", "/assistants"),
-        ("GET", "/assistants/public"),
         ("GET", "/assistants/{assistant_id}"),
         ("PUT", "/assistants/{assistant_id}"),
         ("DELETE", "/assistants/{assistant_id}"),

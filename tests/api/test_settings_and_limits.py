@@ -15,7 +15,7 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from loom.settings import Settings
+from loom.settings import Settings, load_settings
 from tests.conftest import ROOT, LoomServer, Session, make_settings
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -42,6 +42,58 @@ def test_production_accepts_jwt_with_a_key() -> None:
         Settings(env="production", auth="jwt")
 
 
+def test_cookie_mode_listens_on_loopback_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The development cookie trusts any client: by default only this machine can reach it."""
+    for name in ("LOOM_HOST", "LOOM_AUTH", "LOOM_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_settings().host == "127.0.0.1"
+    assert Settings(auth="cookie").host == "127.0.0.1"
+    assert Settings(host="0.0.0.0").host == "0.0.0.0"
+    monkeypatch.setenv("LOOM_HOST", "0.0.0.0")
+    assert load_settings().host == "0.0.0.0"
+    monkeypatch.delenv("LOOM_HOST")
+    # The token modes authenticate every request: they listen on every interface.
+    assert Settings(auth="jwt", jwt_secret="x" * 32).host == "0.0.0.0"
+    assert Settings(auth="jwt", jwt_secret="x" * 32, host="127.0.0.2").host == "127.0.0.2"
+
+
+OIDC = {"auth": "oidc", "oidc_jwks_url": "https://id.example/jwks"}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{}, {"oidc_issuer": "https://id.example"}, {"jwt_audience": "loom"}],
+    ids=["neither", "issuer only", "audience only"],
+)
+def test_production_oidc_needs_issuer_and_audience(given: dict[str, str]) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(env="production", **OIDC, **given)
+    message = str(info.value)
+    assert "LOOM_OIDC_ISSUER" in message and "LOOM_JWT_AUDIENCE" in message
+    Settings(env="development", **OIDC, **given)  # development takes any
+
+
+def test_production_oidc_with_issuer_and_audience(monkeypatch: pytest.MonkeyPatch) -> None:
+    both = {"oidc_issuer": "https://id.example", "jwt_audience": "loom"}
+    settings = Settings(env="production", **OIDC, **both)
+    assert (settings.oidc_issuer, settings.jwt_audience) == ("https://id.example", "loom")
+    # LOOM_OIDC_AUDIENCE is another name of LOOM_JWT_AUDIENCE.
+    monkeypatch.setenv("LOOM_OIDC_AUDIENCE", "loom-api")
+    assert Settings(env="production", **OIDC, oidc_issuer="https://id.example").jwt_audience == (
+        "loom-api"
+    )
+
+
+def test_production_refuses_short_hmac_secrets() -> None:
+    for short in ("x" * 31, "secret", "é" * 15 + "x"):  # 31 bytes, 6, 31 (UTF-8)
+        with pytest.raises(ValidationError, match="LOOM_JWT_SECRET must be at least 32 bytes"):
+            Settings(env="production", auth="jwt", jwt_secret=short)
+    for enough in ("x" * 32, "é" * 16):  # 32 bytes each
+        assert Settings(env="production", auth="jwt", jwt_secret=enough).jwt_secret
+    # Development takes a short one (tests, a local try-out).
+    assert Settings(auth="jwt", jwt_secret="dev").jwt_secret
+
+
 def _loom_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
     env.update({"LOOM_DATA_DIR": str(tmp_path / "data"), "LOOM_PORT": "9"})
@@ -55,8 +107,21 @@ def _loom_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         ({"LOOM_ENV": "production"}, "LOOM_AUTH=cookie"),
         ({"LOOM_ENV": "production", "LOOM_AUTH": "cookie"}, "LOOM_AUTH=cookie"),
         ({"LOOM_ENV": "production", "LOOM_AUTH": "jwt"}, "LOOM_JWT_SECRET"),
+        (
+            {"LOOM_ENV": "production", "LOOM_AUTH": "jwt", "LOOM_JWT_SECRET": "short"},
+            "LOOM_JWT_SECRET must be at least 32 bytes",
+        ),
+        (
+            {
+                "LOOM_ENV": "production",
+                "LOOM_AUTH": "oidc",
+                "LOOM_OIDC_JWKS_URL": "https://id.example/jwks",
+                "LOOM_OIDC_ISSUER": "https://id.example",
+            },
+            "needs LOOM_OIDC_ISSUER and LOOM_JWT_AUDIENCE",
+        ),
     ],
-    ids=["default auth", "cookie auth", "jwt without key"],
+    ids=["default auth", "cookie auth", "jwt without key", "short secret", "oidc without aud"],
 )
 def test_cli_refuses_to_serve_unsafe_production(
     tmp_path: Path, extra: dict[str, str], message: str

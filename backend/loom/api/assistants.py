@@ -9,9 +9,17 @@ from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.agents.config import ConfigError
-from loom.api.deps import Assistants, CurrentUser, Factory, OwnAssistant, VisibleAssistant
+from loom.api.deps import (
+    Assistants,
+    CurrentUser,
+    Factory,
+    MaybeUser,
+    OwnAssistant,
+    VisibleAssistant,
+)
 from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
+from loom.auth import User
 from loom.errors import InvalidInput
 from loom.storage.assistants import Assistant
 from loom.validation import storable
@@ -37,17 +45,19 @@ class AssistantOut(BaseModel):
     name: str
     config: dict[str, Any]
     public: bool
-    user_id: str
+    # The owner's id when the caller is the owner; null on someone else's public assistant
+    # (no response shows a user id other than the caller's own).
+    user_id: str | None
     updated_at: datetime
 
     @classmethod
-    def of(cls, a: Assistant) -> AssistantOut:
+    def of(cls, a: Assistant, viewer: User | None) -> AssistantOut:
         return cls(
             assistant_id=str(a.assistant_id),
             name=a.name,
             config=a.config,
             public=a.public,
-            user_id=a.user_id,
+            user_id=a.user_id if viewer is not None and viewer.user_id == a.user_id else None,
             updated_at=a.updated_at,
         )
 
@@ -65,7 +75,7 @@ async def create_assistant(
 ) -> AssistantOut:
     _validated(factory, body)
     created = await assistants.create(user.user_id, body.name, body.config, body.public)
-    return AssistantOut.of(created)
+    return AssistantOut.of(created, user)
 
 
 @router.get("", response_model=list[AssistantOut])
@@ -74,20 +84,22 @@ async def list_assistants(
 ) -> list[AssistantOut]:
     """The caller's assistants, most recently updated first (paged: ``Link`` header)."""
     found = await assistants.page_own(user.user_id, page)
-    return paged(request, response, found, AssistantOut.of)
+    return paged(request, response, found, lambda a: AssistantOut.of(a, user))
 
 
 @router.get("/public", response_model=list[AssistantOut])
 async def list_public_assistants(
-    request: Request, response: Response, page: PageQuery, user: CurrentUser, assistants: Assistants
+    request: Request, response: Response, page: PageQuery, user: MaybeUser, assistants: Assistants
 ) -> list[AssistantOut]:
-    """Public assistants, most recently updated first (paged: ``Link`` header)."""
-    return paged(request, response, await assistants.page_public(page), AssistantOut.of)
+    """Public assistants, most recently updated first (paged: ``Link`` header). Anyone may
+    list them, without credentials (as in OpenGPTs)."""
+    found = await assistants.page_public(page)
+    return paged(request, response, found, lambda a: AssistantOut.of(a, user))
 
 
 @router.get("/{assistant_id}", response_model=AssistantOut)
-async def get_assistant(assistant: VisibleAssistant) -> AssistantOut:
-    return AssistantOut.of(assistant)
+async def get_assistant(assistant: VisibleAssistant, user: CurrentUser) -> AssistantOut:
+    return AssistantOut.of(assistant, user)
 
 
 @router.put("/{assistant_id}", response_model=AssistantOut)
@@ -104,7 +116,7 @@ async def update_assistant(
     )
     if updated is None:  # deleted in between
         raise InvalidInput("The assistant no longer exists")
-    return AssistantOut.of(updated)
+    return AssistantOut.of(updated, user)
 
 
 @router.delete("/{assistant_id}")

@@ -21,7 +21,7 @@ from loom import logs
 from loom.agents.registry import AgentFactory
 from loom.auth import Authenticator, User
 from loom.db.types import Pool
-from loom.errors import NotFound, ServiceUnavailable
+from loom.errors import NotFound, ServiceUnavailable, Unauthorized
 from loom.limits import RequestLimiter
 from loom.retrieval.ingest import IngestService
 from loom.runs.search import ThreadSearch
@@ -127,6 +127,18 @@ async def current_user(request: Request, state: State) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def optional_user(request: Request, state: State) -> User | None:
+    """The caller, or None for a request without (valid) credentials: for routes anyone may
+    read, such as the public assistants."""
+    try:
+        return await current_user(request, state)
+    except Unauthorized:
+        return None
+
+
+MaybeUser = Annotated[User | None, Depends(optional_user)]
 
 
 def parse_id(raw: str, what: str) -> uuid.UUID:

@@ -3,7 +3,9 @@
  *
  * Cookie mode (development): the `opengpts_user_id` cookie is the user.
  * JWT / OIDC mode: a bearer token kept in sessionStorage (so it is forgotten with the tab),
- * pasted by the user or taken from `#access_token=...` after an OIDC redirect.
+ * from exactly two places (frontend/README.md, "Signing in"): pasted by the user, or an
+ * `#access_token=...` fragment after a redirect from the identity provider. An OpenID
+ * `id_token` is never taken: it says who signed in to the client, it is not an API credential.
  */
 
 export const USER_COOKIE = 'opengpts_user_id';
@@ -73,17 +75,22 @@ export function clearUserCookie(): void {
   document.cookie = `${USER_COOKIE}=; path=/; max-age=0; SameSite=Lax`;
 }
 
+/** Fragment parameters that hold a credential: never left in the address bar or history. */
+const FRAGMENT_CREDENTIALS = ['access_token', 'id_token'];
+
 /**
- * Take `access_token` from the URL fragment (OIDC implicit / front-channel redirect), store it
- * and remove it from the address bar. Returns the token when one was found.
+ * Take `access_token` from the URL fragment (a redirect from the identity provider), store it
+ * and remove the fragment from the address bar. Returns the token when one was found. An
+ * `id_token` there is removed from the address bar too, but never used.
  */
 export function consumeTokenFromFragment(): string | null {
   if (typeof location === 'undefined' || !location.hash) return null;
   const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get('access_token') ?? params.get('id_token');
+  if (!FRAGMENT_CREDENTIALS.some((name) => params.has(name))) return null;
+  history.replaceState(history.state, '', location.pathname + location.search);
+  const token = params.get('access_token');
   if (!token) return null;
   setToken(token);
-  history.replaceState(history.state, '', location.pathname + location.search);
   return token;
 }
 

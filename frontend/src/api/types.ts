@@ -40,7 +40,8 @@ export interface Assistant {
   name: string;
   config: AssistantConfigDoc;
   public: boolean;
-  user_id: string;
+  /** The owner, shown to the owner only: null on someone else's public assistant. */
+  user_id: string | null;
   updated_at: string;
 }
 

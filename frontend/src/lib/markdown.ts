@@ -1,4 +1,11 @@
-/** Markdown -> sanitised HTML (marked + DOMPurify), with styled code blocks. */
+/**
+ * Markdown -> sanitised HTML (marked + DOMPurify), with styled code blocks.
+ *
+ * Images load only from Loom's own origin or `data:` URLs (as the server's CSP `img-src` says):
+ * any other image, written as markdown (`![alt](https://…)`) or as raw HTML, is shown as a link
+ * to it instead, so a reply cannot make the browser fetch a URL (which could carry the
+ * conversation to someone else's server) without the user clicking it.
+ */
 import DOMPurify from 'dompurify';
 import { Marked, type Tokens } from 'marked';
 import { highlight } from './highlight';
@@ -10,6 +17,23 @@ function escapeHtml(s: string): string {
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&#39;');
+}
+
+/** Whether an image at `src` may be loaded: a `data:image/` URL or a URL of `origin`. */
+export function isLocalImage(src: string, origin: string): boolean {
+  const value = src.trim();
+  if (/^data:image\//i.test(value)) return true;
+  if (!origin || !value) return false;
+  try {
+    const url = new URL(value, `${origin}/`);
+    return /^https?:$/.test(url.protocol) && url.origin === origin;
+  } catch {
+    return false;
+  }
+}
+
+function pageOrigin(): string {
+  return typeof location === 'undefined' ? '' : location.origin;
 }
 
 const marked = new Marked({
@@ -34,11 +58,34 @@ const marked = new Marked({
   },
 });
 
+/** The link shown in place of a remote image: its alt text (or its URL) linking to it. */
+function replaceWithLink(img: Element): void {
+  const href = (img.getAttribute('src') ?? '').trim();
+  const web = /^https?:\/\//i.test(href);
+  const link = img.ownerDocument.createElement(web ? 'a' : 'span');
+  link.className = 'image-link';
+  link.textContent = (img.getAttribute('alt') ?? '').trim() || href;
+  const title = img.getAttribute('title');
+  if (title) link.setAttribute('title', title);
+  if (web) {
+    link.setAttribute('href', href);
+    link.setAttribute('target', '_blank');
+    link.setAttribute('rel', 'noopener noreferrer');
+  }
+  img.replaceWith(link);
+}
+
 let hooked = false;
 function purifier() {
   if (!hooked) {
     hooked = true;
     DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+      const src = node.getAttribute('src');
+      if (node.tagName === 'IMG' && !isLocalImage(src ?? '', pageOrigin())) {
+        replaceWithLink(node); // `![alt](https://…)` or raw HTML `<img src="https://…">`
+        return;
+      }
+      if (src !== null && !isLocalImage(src, pageOrigin())) node.removeAttribute('src');
       if (node.tagName === 'A' && node.getAttribute('href')) {
         node.setAttribute('target', '_blank');
         node.setAttribute('rel', 'noopener noreferrer');
@@ -54,6 +101,12 @@ export function hasCode(text: string): boolean {
 }
 
 export function renderMarkdown(text: string): string {
+  // DOMPurify parses into an inert document: nothing loads before the hook has run.
   const html = marked.parse(text) as string;
-  return purifier().sanitize(html, { ADD_ATTR: ['target', 'data-copy-code'] });
+  return purifier().sanitize(html, {
+    ADD_ATTR: ['target', 'data-copy-code'],
+    // Inline styles would break the CSP (style-src 'self'); the others load media.
+    FORBID_ATTR: ['style', 'srcset', 'poster', 'background'],
+    FORBID_TAGS: ['audio', 'video', 'source', 'track', 'picture'],
+  });
 }
