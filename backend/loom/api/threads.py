@@ -18,6 +18,7 @@ from loom.api.deps import (
     Threads,
     ThreadState,
 )
+from loom.api.openapi import errors
 from loom.api.routing import SlashRouter
 from loom.api.runs import RunOut
 from loom.errors import NotFound
@@ -71,6 +72,9 @@ class StateIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     values: list[Any] | dict[str, Any]
+
+    # The same input rules as every other route that stores messages (POST /runs).
+    _storable = field_validator("values")(lambda value: storable(value, "the value"))
 
 
 async def _check_assistant(assistants: Assistants, user_id: str, assistant_id: uuid.UUID) -> None:
@@ -132,7 +136,7 @@ async def get_thread_state(thread: OwnThread, state: ThreadState) -> dict[str, A
     return await state.get_state(thread)
 
 
-@router.post("/{thread_id}/state")
+@router.post("/{thread_id}/state", responses=errors(409))
 async def update_thread_state(
     body: StateIn, thread: OwnThread, state: ThreadState
 ) -> dict[str, Any]:
@@ -156,7 +160,7 @@ async def get_thread_branches(thread: OwnThread, state: ThreadState) -> dict[str
     return await state.branches(thread)
 
 
-@router.post("/{thread_id}/branches")
+@router.post("/{thread_id}/branches", responses=errors(409))
 async def switch_thread_branch(
     body: BranchIn, thread: OwnThread, state: ThreadState
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
+from loom.api.openapi import event_stream
 from loom.runs.events import EndEvent
 from loom.sse import HEARTBEAT, response
 from loom.storage.assistants import Assistant
@@ -41,6 +42,7 @@ from .wire import (
     respond,
 )
 
+STREAM = event_stream("With stream=true: the run's Server-Sent Events; else the run", json_too=True)
 router = APIRouter(prefix="/v1/threads", tags=["openai assistants"])
 
 POLL_HEADERS = {"openai-poll-after-ms": "200"}
@@ -113,7 +115,7 @@ async def _opening(core: Core, record: RunRecord, thread: Thread, *, new: bool) 
     return frames
 
 
-@router.post("/{thread_id}/runs")
+@router.post("/{thread_id}/runs", responses=STREAM)
 async def create_run(
     body: RunCreate, thread: OwnThread, user: ClientUser, core: CoreDep
 ) -> Response:
@@ -134,7 +136,7 @@ async def create_run(
     return await current(core, record, thread)
 
 
-@router.post("/runs")
+@router.post("/runs", responses=STREAM)
 async def create_thread_and_run(body: ThreadRunCreate, user: ClientUser, core: CoreDep) -> Response:
     assistant = await _assistant(core, user, body.assistant_id)
     thread = await create_thread(core, user, body.thread)
@@ -198,7 +200,7 @@ async def cancel_run(record: OwnRun, thread: OwnThread, core: CoreDep) -> JSONRe
     return await current(core, found or record, thread)
 
 
-@router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs")
+@router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs", responses=STREAM)
 async def submit_tool_outputs(
     body: SubmitToolOutputs, record: OwnRun, thread: OwnThread, user: ClientUser, core: CoreDep
 ) -> Response:
