@@ -90,7 +90,9 @@ def test_schemathesis_finds_nothing(server: LoomServer, tmp_path: Path) -> None:
         str(report),
         "--no-color",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=MAX_TIME_SECONDS + 120)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=MAX_TIME_SECONDS + 120, cwd=tmp_path
+    )
     out = done.stdout + done.stderr
     print(out)
     assert done.returncode == 0, out[-20000:]

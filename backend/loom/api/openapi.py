@@ -117,7 +117,7 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 
 def _rule_statuses(
-    path: str, route: APIRoute, operation: dict[str, Any], authenticated: set[Any]
+    method: str, path: str, route: APIRoute, operation: dict[str, Any], authenticated: set[Any]
 ) -> set[int]:
     protocol = _protocol(path)
     statuses = {429, 503}
@@ -128,7 +128,9 @@ def _rule_statuses(
     if "{" in path or has_body or has_params:
         statuses.add(404)
     if has_body:
-        statuses |= {400, 413, 415}
+        statuses |= {400, 415}
+    if has_body or method in ("POST", "PUT", "PATCH"):
+        statuses.add(413)  # any body sent is held to the limit
     if has_body or has_params:
         statuses.add(400 if protocol == "openai" else 422)
     return statuses
@@ -147,6 +149,7 @@ def _error_model(protocol: str, status: int, openai: type[BaseModel]) -> type[Ba
 
 
 def _document(
+    method: str,
     path: str,
     route: APIRoute,
     operation: dict[str, Any],
@@ -157,7 +160,7 @@ def _document(
     responses: dict[str, Any] = operation.setdefault("responses", {})
     if protocol == "openai":
         responses.pop("422", None)  # /v1 answers invalid requests with 400
-    for status in _rule_statuses(path, route, operation, authenticated):
+    for status in _rule_statuses(method, path, route, operation, authenticated):
         responses.setdefault(str(status), {"description": DESCRIPTIONS[status]})
     for key, response in responses.items():
         if not key.isdigit() or int(key) < 400:
@@ -208,7 +211,7 @@ def install_openapi(app: FastAPI, authenticated: set[Any], openai_error: type[Ba
             for method in context.methods or ():
                 operation = operations.get(method.lower())
                 if operation is not None:
-                    _document(path, route, operation, authenticated, openai_error)
+                    _document(method, path, route, operation, authenticated, openai_error)
         app.openapi_schema = doc
         return doc
 
