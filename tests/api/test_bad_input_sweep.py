@@ -135,6 +135,9 @@ def test_bad_input_never_fails_the_server(
             targets += [_fill(path, {}, "not-a-uuid"), _fill(path, {}, NUL.replace("\x00", "%00"))]
         for url in targets:
             cases = _bodies() if method in ("POST", "PUT", "PATCH") else [("none", {})]
+            query = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+            if query:
+                cases.append(("nul_query", {"params": {name: NUL for name in query}}))
             for name, kwargs in cases:
                 client = alice_v1 if path.startswith("/v1") else alice
                 try:

@@ -24,7 +24,7 @@ from loom.api.runs import RunOut
 from loom.errors import NotFound
 from loom.storage.runs import RunStatus
 from loom.storage.threads import Thread
-from loom.validation import storable
+from loom.validation import NO_NUL, storable
 
 router = SlashRouter(prefix="/threads", tags=["threads"])
 
@@ -94,7 +94,11 @@ async def create_thread(
 
 SearchQuery = Annotated[
     str | None,
-    Query(max_length=200, description="Only threads whose title or messages contain these words"),
+    Query(
+        max_length=200,
+        pattern=NO_NUL,
+        description="Only threads whose title or messages contain these words",
+    ),
 ]
 
 
@@ -148,7 +152,7 @@ async def get_thread_history(
     thread: OwnThread,
     state: ThreadState,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    before: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> list[dict[str, Any]]:
     return await state.history(thread, limit, before)
 
