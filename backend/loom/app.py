@@ -19,21 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loom.api import api_keys, assistants, files, ingest, runs, threads
-from loom.api.deps import AppState, CurrentUser, PoolDep, State
-from loom.api.errors import install_error_handlers
+from loom.api.deps import AppState, CurrentUser, PoolDep, State, current_user
+from loom.api.errors import install_error_handlers, method_not_allowed
 from loom.api.headers import SecurityHeaders
 from loom.api.observe import RequestContext
+from loom.api.openapi import install_openapi
 from loom.api.retry import RetryReads
 from loom.auth import make_authenticator
 from loom.limits import RequestLimiter, StreamSlots
 from loom.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from loom.protocols import chatkit
 from loom.protocols import openai as openai_protocol
+from loom.protocols.openai.deps import client_user
+from loom.protocols.openai.errors import ErrorResponse as OpenAIError
 from loom.runs.service import RunService
 from loom.runs.state import ThreadStateService
 from loom.runs.worker import Worker
@@ -66,9 +70,9 @@ def _mount_frontend(app: FastAPI, dist: Path) -> None:
     index = top_level.get("index.html")
 
     @app.get("/{path:path}", include_in_schema=False)
-    async def frontend(path: str) -> Response:
+    async def frontend(path: str, request: Request) -> Response:
         if path.split("/", 1)[0] in api_prefixes:
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
+            raise method_not_allowed(request) or StarletteHTTPException(404, "Not Found")
         if path in top_level and path != "index.html":
             return FileResponse(top_level[path])
         if index is None:
@@ -232,4 +236,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     openai_protocol.install(app, settings)
     _mount_frontend(app, settings.frontend_dist)
+    install_openapi(app, {current_user, client_user}, openai_error=OpenAIError)
     return app

@@ -20,9 +20,13 @@ class LoomError(Exception):
     code: ClassVar[str] = "internal"
     default_message: ClassVar[str] = INTERNAL_MESSAGE
 
-    def __init__(self, message: str | None = None, *, detail: Any = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, detail: Any = None, loc: tuple[str | int, ...] = ()
+    ) -> None:
         self.message = message or self.default_message
         self.detail = detail if detail is not None else self.message
+        # Where the invalid value is, for protocols that say so ("body", "input", ...).
+        self.loc: tuple[str | int, ...] = loc or ("body",)
         super().__init__(self.message)
 
 

@@ -6,6 +6,8 @@ import math
 from typing import Any
 
 MAX_JSON_DEPTH = 64
+# A query or path string Postgres can compare with its text (no NUL characters).
+NO_NUL = r"^[^\x00]*$"
 
 
 def storable(value: Any, what: str) -> Any:

@@ -252,7 +252,11 @@ def _assert_clean_4xx(response: requests.Response, status: int = 422) -> Any:
         assert leak not in response.text, (leak, response.text)
     body = response.json()
     assert list(body) == ["detail"]
-    return body["detail"]
+    detail = body["detail"]
+    if status == 422:  # always a list of {loc, msg, type}
+        assert isinstance(detail, list), detail
+        assert all({"loc", "msg", "type"} <= set(issue) for issue in detail), detail
+    return detail
 
 
 def test_malformed_json_is_422(client: Session) -> None:
@@ -388,12 +392,11 @@ def test_unknown_config_values_are_422_and_named(
     client: Session, configurable: dict[str, Any], named: str
 ) -> None:
     body = {"name": "a", "config": {"configurable": configurable}}
-    detail = _assert_clean_4xx(client.post("/assistants", json=body))
-    assert isinstance(detail, str)
-    assert detail.startswith(f"Invalid assistant config: {named}"), detail
+    [issue] = _assert_clean_4xx(client.post("/assistants", json=body))
+    assert issue["msg"].startswith(f"Invalid assistant config: {named}"), issue
     existing = _assistant(client)
-    detail = _assert_clean_4xx(client.put(f"/assistants/{existing['assistant_id']}", json=body))
-    assert detail.startswith(f"Invalid assistant config: {named}"), detail
+    [issue] = _assert_clean_4xx(client.put(f"/assistants/{existing['assistant_id']}", json=body))
+    assert issue["msg"].startswith(f"Invalid assistant config: {named}"), issue
     assert client.get("/assistants").json() == [existing]
 
 

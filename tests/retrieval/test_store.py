@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from langchain_core.runnables import RunnableLambda
+from pgvector.psycopg import register_vector_async
 
 from loom.db.migrate import migrate
 from loom.db.pool import open_pool
@@ -72,6 +73,7 @@ async def _plan(
 ) -> str:
     params = {"query": vector_literal([1.0] * store.dimensions), "namespaces": namespaces, "k": k}
     async with pool.connection() as conn, conn.transaction():
+        await register_vector_async(conn)  # the query vector is sent in binary
         await conn.execute("ANALYZE document")
         if force:
             # For a small namespace the planner rightly prefers the namespace index and a sort;

@@ -108,7 +108,8 @@ def test_assistant_must_be_the_threads(loom: LoomServer, fake_llm: FakeOpenAI) -
     for path in ("/runs", "/runs/stream"):
         r = client.post(path, json=run_body(thread_id, "hi", assistant_id=other_assistant))
         assert r.status_code == 422, r.text
-        assert r.json() == {"detail": "assistant_id does not match the thread's assistant"}
+        message = "assistant_id does not match the thread's assistant"
+        assert r.json() == {"detail": [{"loc": ["body"], "msg": message, "type": "invalid_input"}]}
     assert fake_llm.chat_requests == []
     assert state(client, thread_id) == {"values": [], "next": []}
 
@@ -121,7 +122,9 @@ def test_run_config_may_not_set_identity(loom: LoomServer, fake_llm: FakeOpenAI)
             body = {**run_body(thread_id, "hi"), "config": {"configurable": {key: "bob"}}}
             r = client.post(path, json=body)
             assert r.status_code == 422, (key, r.text)
-            assert r.json() == {"detail": f"config.configurable may not set {key}"}
+            message = f"config.configurable may not set {key}"
+            issue = {"loc": ["body"], "msg": message, "type": "invalid_input"}
+            assert r.json() == {"detail": [issue]}
     assert fake_llm.chat_requests == []
     assert history(client, thread_id) == []
     # other configurable keys are fine

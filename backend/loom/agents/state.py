@@ -30,10 +30,6 @@ def make_state_schema(snapshot_frequency: int) -> type[Any]:
     )
 
 
-class MessagesState(TypedDict):
-    messages: list[AnyMessage]
-
-
 def with_ids(messages: Iterable[Any]) -> list[BaseMessage]:
     """Coerce message-likes to messages, giving each one without an id a fresh one.
 

@@ -12,6 +12,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.api.deps import ApiKeys, CurrentUser, parse_id
+from loom.api.openapi import errors
 from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
 from loom.auth import User
@@ -60,7 +61,7 @@ def _signed_in(user: User) -> None:
         raise Forbidden("API keys are managed with your sign-in, not with an API key")
 
 
-@router.post("", response_model=NewApiKeyOut)
+@router.post("", response_model=NewApiKeyOut, responses=errors(403))
 async def create_api_key(body: ApiKeyIn, user: CurrentUser, keys: ApiKeys) -> NewApiKeyOut:
     _signed_in(user)
     key, secret = await keys.create(user.user_id, body.name)
@@ -75,7 +76,7 @@ async def list_api_keys(
     return paged(request, response, await keys.page_own(user.user_id, page), ApiKeyOut.of)
 
 
-@router.delete("/{key_id}")
+@router.delete("/{key_id}", responses=errors(403))
 async def revoke_api_key(key_id: str, user: CurrentUser, keys: ApiKeys) -> dict[str, str]:
     _signed_in(user)
     if not await keys.delete(user.user_id, parse_id(key_id, "API key")):

@@ -32,7 +32,7 @@ class AssistantIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=256)
     config: dict[str, Any]
-    public: bool = False
+    public: bool = Field(default=False, strict=True)
 
     @field_validator("name", "config")
     @classmethod

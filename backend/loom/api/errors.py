@@ -14,8 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loom.errors import INTERNAL_MESSAGE, LoomError, RateLimited, Unauthorized, public_error
@@ -58,6 +60,36 @@ def error_headers(exc: LoomError) -> dict[str, str] | None:
 
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=status, headers=headers)
+
+
+def _loom_detail(exc: LoomError, status: int) -> Any:
+    # A 422 has one body shape wherever it comes from: a list of {loc, msg, type}.
+    if status == 422 and not isinstance(exc.detail, list):
+        return [{"loc": list(exc.loc), "msg": str(exc.detail), "type": exc.code}]
+    return exc.detail
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the routes at this request's path answer (a 405's ``Allow``): those of the
+    most specific templates that match (``/assistants/public`` before ``/assistants/{id}``);
+    catch-all routes (``{path:path}``) do not count."""
+    by_params: dict[int, set[str]] = {}
+    path = request.url.path
+    for route in iter_route_contexts(request.app.routes):
+        template = route.path_format
+        if not template or ":path}" in str(route.path) or not route.methods:
+            continue
+        if compile_path(template)[0].match(path):
+            by_params.setdefault(template.count("{"), set()).update(route.methods)
+    return sorted(by_params[min(by_params)]) if by_params else []
+
+
+def method_not_allowed(request: Request) -> StarletteHTTPException | None:
+    """405 with ``Allow`` when other methods answer at this path, else ``None``."""
+    allowed = allowed_methods(request)
+    if not allowed:
+        return None
+    return StarletteHTTPException(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
 
 
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -121,7 +153,7 @@ def install_error_handlers(app: FastAPI) -> None:
         status = http_status(exc.code)
         if status >= 500:
             log.warning("request failed: %s", exc.message)
-        return _json(status, exc.detail, error_headers(exc))
+        return _json(status, _loom_detail(exc, status), error_headers(exc))
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -129,10 +161,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail
+        detail: Any = exc.detail
         if exc.status_code == 413:
             detail = _too_large_detail(request.scope)
-        return _json(exc.status_code, detail, dict(exc.headers or {}) or None)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        if exc.status_code == 422 and not isinstance(detail, list):
+            detail = [{"loc": ["body"], "msg": str(detail), "type": "invalid_input"}]
+        return _json(exc.status_code, detail, headers or None)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         code, message = public_error(exc)

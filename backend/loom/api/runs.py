@@ -11,6 +11,7 @@ from fastapi import Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.api.deps import CurrentUser, Factory, OwnRun, Runs, SettingsDep
+from loom.api.openapi import errors, event_stream
 from loom.api.routing import SlashRouter
 from loom.api.stream import StreamFormat, metadata_frame, sse_stream
 from loom.errors import NotFound
@@ -23,12 +24,7 @@ from loom.validation import storable
 
 router = SlashRouter(prefix="/runs", tags=["runs"])
 
-SSE_DOC: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "Server-Sent Events: metadata, data..., (error), end",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    }
-}
+STREAM = event_stream("Server-Sent Events: metadata, data..., (error), end")
 
 
 class RunIn(BaseModel):
@@ -151,13 +147,13 @@ async def _stream(
     return response(body())
 
 
-@router.post("", response_model=RunOut)
+@router.post("", response_model=RunOut, responses=errors(409))
 async def create_run(body: RunIn, user: CurrentUser, runs: Runs) -> RunOut:
     """Start a background run (queued, executed by a worker); poll ``GET /runs/{id}``."""
     return RunOut.of(await runs.create(user.user_id, body.request()))
 
 
-@router.post("/stream", responses=SSE_DOC)
+@router.post("/stream", responses={**STREAM, **errors(409)})
 async def stream_run(
     body: RunIn, user: CurrentUser, runs: Runs, settings: SettingsDep, format: Format = "opengpts"
 ) -> EventSourceResponse:
@@ -193,7 +189,7 @@ async def get_run(run: OwnRun) -> RunOut:
     return RunOut.of(run)
 
 
-@router.get("/{run_id}/stream", responses=SSE_DOC)
+@router.get("/{run_id}/stream", responses=STREAM)
 async def join_run_stream(
     run: OwnRun,
     user: CurrentUser,

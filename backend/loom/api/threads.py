@@ -18,13 +18,14 @@ from loom.api.deps import (
     Threads,
     ThreadState,
 )
+from loom.api.openapi import errors
 from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
 from loom.api.runs import RunOut
 from loom.errors import InvalidInput, NotFound
 from loom.storage.runs import RunStatus
 from loom.storage.threads import Thread
-from loom.validation import storable
+from loom.validation import NO_NUL, storable
 
 router = SlashRouter(prefix="/threads", tags=["threads"])
 
@@ -75,6 +76,9 @@ class StateIn(BaseModel):
 
     values: list[Any] | dict[str, Any]
 
+    # The same input rules as every other route that stores messages (POST /runs).
+    _storable = field_validator("values")(lambda value: storable(value, "the value"))
+
 
 async def _check_assistant(assistants: Assistants, user_id: str, assistant_id: uuid.UUID) -> None:
     # Own or public assistants only; anything else is "not found", whoever owns it.
@@ -93,7 +97,11 @@ async def create_thread(
 
 SearchQuery = Annotated[
     str | None,
-    Query(max_length=200, description="Only threads whose title or messages contain these words"),
+    Query(
+        max_length=200,
+        pattern=NO_NUL,
+        description="Only threads whose title or messages contain these words",
+    ),
 ]
 
 
@@ -140,7 +148,7 @@ async def get_thread_state(thread: OwnThread, state: ThreadState) -> dict[str, A
     return await state.get_state(thread)
 
 
-@router.post("/{thread_id}/state")
+@router.post("/{thread_id}/state", responses=errors(409))
 async def update_thread_state(
     body: StateIn, thread: OwnThread, state: ThreadState
 ) -> dict[str, Any]:
@@ -184,7 +192,7 @@ async def get_thread_history(
     thread: OwnThread,
     state: ThreadState,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 20,
-    before: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     values: Annotated[
         bool,
         Query(description="false: checkpoint ids, parents, metadata and times only (fast)"),
@@ -211,7 +219,7 @@ async def get_thread_branches(thread: OwnThread, state: ThreadState) -> dict[str
     return await state.branches(thread)
 
 
-@router.post("/{thread_id}/branches")
+@router.post("/{thread_id}/branches", responses=errors(409))
 async def switch_thread_branch(
     body: BranchIn, thread: OwnThread, state: ThreadState
 ) -> dict[str, Any]:

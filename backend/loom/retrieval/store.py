@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pgvector import Vector
+from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
@@ -40,9 +43,9 @@ HNSW_MAX_HALFVEC_DIMS = 4000
 _INDEX_LOCK_KEY = 0x106D_0002  # advisory lock: one process creates the index at a time
 
 
-def vector_literal(values: Sequence[float]) -> str:
-    """pgvector's text form of a vector: ``[1.0,2.5,...]`` (shortest round-trip floats)."""
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+def vector_literal(values: Sequence[float]) -> Vector:
+    """A vector for pgvector's psycopg adapter (sent in binary)."""
+    return Vector([float(v) for v in values])
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class ChunkRow:
 
     content: str
     metadata: dict[str, Any]
-    embedding: str  # a vector literal
+    embedding: Vector
     id: uuid.UUID
 
 
@@ -68,6 +71,14 @@ class VectorStore:
         self._query_cast = f"{kind}({d})"
         self._ops = f"{kind}_cosine_ops"
         self._predicate = f"vector_dims(embedding) = {d}"
+        self._adapted: weakref.WeakSet[AsyncConnection[Row]] = weakref.WeakSet()
+
+    async def _adapt(self, conn: AsyncConnection[Row]) -> None:
+        """pgvector's adapters on ``conn``, once per connection (the extension exists by then:
+        the first migration creates it, after the pool opened its first connections)."""
+        if conn not in self._adapted:
+            await register_vector_async(conn)
+            self._adapted.add(conn)
 
     @property
     def index_sql(self) -> str:
@@ -79,7 +90,7 @@ class VectorStore:
     @property
     def search_sql(self) -> str:
         """The nearest-neighbour query (params: ``query`` vector literal, ``namespaces``, ``k``)."""
-        distance = f"{self._expression} <=> CAST(%(query)s AS {self._query_cast})"
+        distance = f"{self._expression} <=> CAST(%(query)b AS {self._query_cast})"
         return (
             f"SELECT id, namespace, content, metadata, {distance} AS distance FROM document"
             f" WHERE {self._predicate} AND namespace = ANY(%(namespaces)s)"
@@ -106,12 +117,15 @@ class VectorStore:
         self, conn: AsyncConnection[Row], namespace: str, rows: Sequence[ChunkRow]
     ) -> None:
         """Write ``rows`` on ``conn`` (inside the caller's transaction)."""
+        await self._adapt(conn)
         async with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY document (id, namespace, content, metadata, embedding) FROM STDIN"
+                "COPY document (id, namespace, content, metadata, embedding)"
+                " FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
+            copy.set_types(["uuid", "text", "text", "jsonb", "vector"])
             for row in rows:
                 await copy.write_row(
                     (row.id, namespace, row.content, Jsonb(row.metadata), row.embedding)
@@ -121,12 +135,15 @@ class VectorStore:
         self, conn: AsyncConnection[Row], batch: uuid.UUID, rows: Sequence[ChunkRow]
     ) -> None:
         """Write ``rows`` to ``document_staging`` under ``batch`` (not searchable yet)."""
+        await self._adapt(conn)
         async with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY document_staging (batch_id, id, content, metadata, embedding) FROM STDIN"
+                "COPY document_staging (batch_id, id, content, metadata, embedding)"
+                " FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
+            copy.set_types(["uuid", "uuid", "text", "jsonb", "vector"])
             for row in rows:
                 await copy.write_row(
                     (batch, row.id, row.content, Jsonb(row.metadata), row.embedding)
@@ -185,6 +202,7 @@ class VectorStore:
             return []
         params = {"query": vector_literal(query), "namespaces": list(namespaces), "k": k}
         async with self._pool.connection() as conn, conn.transaction():
+            await self._adapt(conn)
             await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
             await conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * k)}".encode())
             cur = await conn.execute(self.search_sql.encode(), params)

@@ -38,6 +38,7 @@ from starlette.formparsers import MultiPartException
 
 from loom import sse
 from loom.api.deps import AppState, CurrentUser, OwnThread, State
+from loom.api.openapi import errors, event_stream
 from loom.api.paging import PageQuery, paged
 from loom.errors import BadRequest
 from loom.limits import StreamSlot
@@ -87,15 +88,15 @@ def _server(request: Request, state: State) -> LoomChatKitServer:
 
 Server = Annotated[LoomChatKitServer, Depends(_server)]
 
-_PROTOCOL_DOC: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "Streaming operations: Server-Sent Events (data: ThreadStreamEvent); "
+_PROTOCOL_DOC = {
+    **event_stream(
+        "Streaming operations: Server-Sent Events (data: ThreadStreamEvent); "
         "the others: their JSON result",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    },
-    400: {"description": "Not a ChatKit request (bad JSON, unknown type, missing params)"},
-    404: {"description": "Missing or foreign thread, item or attachment"},
+        json_too=True,
+    ),
+    **errors(400, 404, 409, 413, 415),
 }
+_UPLOAD_DOC = errors(400, 404, 413, 415)
 
 
 async def _preflight(server: LoomChatKitServer, request: Any, context: ChatKitContext) -> None:
@@ -183,13 +184,13 @@ async def _upload(
         return http_error(exc)
 
 
-@uploads.post("/chatkit/upload")
+@uploads.post("/chatkit/upload", responses=_UPLOAD_DOC)
 async def direct_upload(request: Request, user: CurrentUser, server: Server) -> Response:
     """Direct upload (``uploadStrategy: {type: "direct", uploadUrl}``): the ``Attachment``."""
     return await _upload(request, user.user_id, server, None)
 
 
-@uploads.post("/chatkit/attachments/{attachment_id}/upload")
+@uploads.post("/chatkit/attachments/{attachment_id}/upload", responses=_UPLOAD_DOC)
 async def two_phase_upload(
     attachment_id: str, request: Request, user: CurrentUser, server: Server
 ) -> Response:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
+from loom.api.errors import method_not_allowed
 from loom.errors import NotFound
 from loom.settings import Settings
 
@@ -28,8 +29,8 @@ _unknown = APIRouter()
     include_in_schema=False,
     response_model=None,
 )
-async def unknown_path(path: str) -> NoReturn:
-    raise NotFound(f"Unknown request URL: /v1/{path[:200]}")
+async def unknown_path(path: str, request: Request) -> NoReturn:
+    raise method_not_allowed(request) or NotFound(f"Unknown request URL: /v1/{path[:200]}")
 
 
 def install(app: FastAPI, settings: Settings) -> None:

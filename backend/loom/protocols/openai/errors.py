@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from loom.api.errors import allowed_methods
 from loom.errors import INTERNAL_MESSAGE, LoomError, RateLimited, Unauthorized
 
 log = logging.getLogger("loom.openai")
@@ -86,12 +87,13 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param, code=code))
+    headers = dict(headers or {})
     if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers or None)
 
 
-def loom_error_response(exc: LoomError) -> JSONResponse:
+def loom_error_response(exc: LoomError, request: Request | None = None) -> JSONResponse:
     status, type_, code = _MAPPING.get(exc.code, _MAPPING["internal"])
     if isinstance(exc, Unauthorized):
         status, type_, code = _MAPPING["unauthorized"]
@@ -101,7 +103,7 @@ def loom_error_response(exc: LoomError) -> JSONResponse:
     return error_response(status, exc.message, type_, code, headers=headers)
 
 
-def _validation(exc: RequestValidationError) -> JSONResponse:
+def _validation(exc: RequestValidationError, request: Request) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
@@ -111,15 +113,18 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
     return error_response(400, text, "invalid_request_error", "invalid_value", param)
 
 
-def _http(exc: StarletteHTTPException) -> JSONResponse:
+def _http(exc: StarletteHTTPException, request: Request) -> JSONResponse:
     type_, code = _BY_STATUS.get(exc.status_code, ("server_error", None))
     message = exc.detail if isinstance(exc.detail, str) else "Request failed"
     if exc.status_code == 404:
         message = "Not found"
-    return error_response(exc.status_code, message, type_, code)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, message, type_, code, headers=headers)
 
 
-def _unexpected(exc: Exception) -> JSONResponse:
+def _unexpected(exc: Exception, request: Request) -> JSONResponse:
     log.error("unhandled error under /v1", exc_info=exc)
     return error_response(500, INTERNAL_MESSAGE, "server_error")
 
@@ -130,7 +135,7 @@ Handler = Callable[[Request, Exception], Awaitable[Response] | Response]
 def install(app: FastAPI) -> None:
     """Answer errors of ``/v1`` requests in OpenAI's shape; leave other paths to the native
     handlers (call after :func:`loom.api.errors.install_error_handlers`)."""
-    mine: dict[Any, Callable[[Any], JSONResponse]] = {
+    mine: dict[Any, Callable[[Any, Request], JSONResponse]] = {
         LoomError: loom_error_response,
         RequestValidationError: _validation,
         StarletteHTTPException: _http,
@@ -142,11 +147,11 @@ def install(app: FastAPI) -> None:
         async def dispatch(
             request: Request,
             exc: Exception,
-            handle: Callable[[Any], JSONResponse] = handle,
+            handle: Callable[[Any, Request], JSONResponse] = handle,
             native: Handler | None = native,
         ) -> Response:
             if is_v1(request.url.path) or native is None:
-                return handle(exc)
+                return handle(exc, request)
             result = native(request, exc)
             return await result if isinstance(result, Awaitable) else result
 

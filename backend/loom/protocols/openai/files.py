@@ -122,7 +122,7 @@ async def create_vector_store(
         user.user_id,
         body.name or "",
         body.metadata or {},
-        body.expires_after,
+        body.expires_after.model_dump() if body.expires_after else None,
         body.file_ids or [],
     )
     return respond(store_object(record, await core.store.store_files([record.vector_store_id])))
@@ -168,7 +168,9 @@ async def modify_vector_store(
         store.vector_store_id,
         (body.name or "") if "name" in given else store.name,
         (body.metadata or {}) if "metadata" in given else store.metadata,
-        body.expires_after if "expires_after" in given else store.expires_after,
+        (body.expires_after.model_dump() if body.expires_after else None)
+        if "expires_after" in given
+        else store.expires_after,
     )
     return respond(store_object(updated, await core.store.store_files([store.vector_store_id])))
 

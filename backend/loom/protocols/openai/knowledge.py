@@ -36,7 +36,7 @@ from .store import (
     VectorStoreFileRecord,
     VectorStoreRecord,
 )
-from .wire import ToolResources
+from .wire import ToolResources, wire_metadata
 
 _FAILURE_CODES = {"unsupported_media_type": "unsupported_file", "invalid_input": "invalid_file"}
 
@@ -238,7 +238,7 @@ def store_object(record: VectorStoreRecord, files: list[VectorStoreFileRecord]) 
             "created_at": _epoch(record.created_at),
             "last_active_at": _epoch(record.last_active_at),
             "name": record.name,
-            "metadata": record.metadata,
+            "metadata": wire_metadata(record.metadata),
             "status": "in_progress" if counts["in_progress"] else "completed",
             "usage_bytes": sum(f.usage_bytes for f in files),
             "file_counts": counts,

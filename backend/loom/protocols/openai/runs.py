@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
+from loom.api.openapi import event_stream
 from loom.limits import StreamSlot
 from loom.runs.events import EndEvent
 from loom.sse import HEARTBEAT, response
@@ -43,6 +44,7 @@ from .wire import (
     respond,
 )
 
+STREAM = event_stream("With stream=true: the run's Server-Sent Events; else the run", json_too=True)
 router = APIRouter(prefix="/v1/threads", tags=["openai assistants"])
 
 POLL_HEADERS = {"openai-poll-after-ms": "200"}
@@ -128,7 +130,7 @@ async def _opening(core: Core, record: RunRecord, thread: Thread, *, new: bool) 
     return frames
 
 
-@router.post("/{thread_id}/runs")
+@router.post("/{thread_id}/runs", responses=STREAM)
 async def create_run(
     body: RunCreate, thread: OwnThread, user: ClientUser, core: CoreDep
 ) -> Response:
@@ -149,7 +151,7 @@ async def create_run(
     return await current(core, record, thread)
 
 
-@router.post("/runs")
+@router.post("/runs", responses=STREAM)
 async def create_thread_and_run(body: ThreadRunCreate, user: ClientUser, core: CoreDep) -> Response:
     assistant = await _assistant(core, user, body.assistant_id)
     async with _stream_slot(core, user, bool(body.stream)) as slot:
@@ -214,7 +216,7 @@ async def cancel_run(record: OwnRun, thread: OwnThread, core: CoreDep) -> JSONRe
     return await current(core, found or record, thread)
 
 
-@router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs")
+@router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs", responses=STREAM)
 async def submit_tool_outputs(
     body: SubmitToolOutputs, record: OwnRun, thread: OwnThread, user: ClientUser, core: CoreDep
 ) -> Response:

@@ -41,6 +41,7 @@ from .wire import (
     page,
     paginate,
     respond,
+    wire_metadata,
 )
 
 router = APIRouter(prefix="/v1/threads", tags=["openai assistants"])
@@ -53,7 +54,7 @@ async def thread_object(core: Core, thread: Thread) -> ThreadObject:
             "id": ids.wire("thread", thread.thread_id),
             "object": "thread",
             "created_at": epoch(thread.created_at),
-            "metadata": thread.metadata,
+            "metadata": wire_metadata(thread.metadata),
             "tool_resources": resources_wire(resources),
         }
     )

@@ -7,12 +7,12 @@ are ignored, as the SDK never sends any but its own; ``loom_tools`` is Loom's ex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from loom.validation import storable
 
@@ -30,6 +30,27 @@ def _metadata(value: Any) -> Any:
                 "metadata keys are strings of at most 64 characters, values strings of at most 512"
             )
     return storable(value, "metadata")
+
+
+# OpenAI's metadata: at most 16 string values, keys of at most 64 characters.
+Metadata = Annotated[
+    dict[
+        Annotated[str, StringConstraints(max_length=64)],
+        Annotated[str, StringConstraints(max_length=512)],
+    ],
+    Field(max_length=MAX_METADATA_KEYS),
+]
+
+
+def wire_metadata(value: Mapping[str, Any] | None) -> dict[str, str]:
+    """Metadata as OpenAI's shape allows (a thread made by the native API may hold any JSON):
+    the string values that fit, the others left out."""
+    fits = {
+        k: v
+        for k, v in (value or {}).items()
+        if isinstance(v, str) and len(k) <= 64 and len(v) <= 512
+    }
+    return dict(list(fits.items())[:MAX_METADATA_KEYS])
 
 
 class Body(BaseModel):
@@ -56,7 +77,7 @@ class AssistantCreate(Body):
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=512)
     instructions: str | None = Field(default=None, max_length=256_000)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     tool_resources: ToolResources | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -80,27 +101,27 @@ class MessageCreate(Body):
     role: Literal["user", "assistant"]
     content: str | list[dict[str, Any]]
     attachments: list[Attachment] | None = Field(default=None, max_length=20)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
 
 
 class MessageUpdate(Body):
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
 
 
 class ThreadCreate(Body):
     messages: list[MessageCreate] | None = Field(default=None, max_length=32)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     tool_resources: ToolResources | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
 
 
 class ThreadUpdate(Body):
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     tool_resources: ToolResources | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
@@ -114,7 +135,7 @@ class RunOptions(Body):
     instructions: str | None = Field(default=None, max_length=256_000)
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     loom_tools: list[Any] | None = Field(default=None, max_length=64)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     response_format: Any = None
@@ -139,7 +160,7 @@ class ThreadRunCreate(RunOptions):
 
 
 class RunUpdate(Body):
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
 
@@ -154,19 +175,24 @@ class SubmitToolOutputs(Body):
     stream: bool | None = None
 
 
+class ExpiresAfter(Body):
+    anchor: Literal["last_active_at"]
+    days: int = Field(ge=1, le=365)
+
+
 class VectorStoreCreate(Body):
     name: str | None = Field(default=None, max_length=256)
     file_ids: list[str] | None = Field(default=None, max_length=500)
-    metadata: dict[str, Any] | None = None
-    expires_after: dict[str, Any] | None = None
+    metadata: Metadata | None = None
+    expires_after: ExpiresAfter | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
 
 
 class VectorStoreUpdate(Body):
     name: str | None = Field(default=None, max_length=256)
-    metadata: dict[str, Any] | None = None
-    expires_after: dict[str, Any] | None = None
+    metadata: Metadata | None = None
+    expires_after: ExpiresAfter | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
 

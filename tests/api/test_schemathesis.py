@@ -1,0 +1,99 @@
+"""Schemathesis against Loom's own ``/openapi.json``: every check, two users, bounded in time.
+
+A real Loom server (JWT auth, the fake OpenAI server as its model) is fuzzed by the
+``schemathesis`` CLI: the examples, coverage, fuzzing and stateful phases, every check
+(``--checks all``: no 5xx, every status and body as declared, invalid data refused, valid data
+accepted, no object of one user readable by the other, ...). Alice and Bob are the two peers
+of the object-level authorization check. The run is bounded by ``--max-time`` and the
+number of examples per operation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+
+from tests.conftest import LoomServer, make_settings
+from tests.fakes.openai_server import FakeOpenAI
+
+SECRET = "a-schemathesis-hs256-secret-long-enough-for-pyjwt"
+USERS = ("alice", "bob")
+# The whole run stays within about three minutes on a 2-core machine.
+MAX_TIME_SECONDS = int(os.environ.get("LOOM_TEST_SCHEMATHESIS_SECONDS", "150"))
+MAX_EXAMPLES = int(os.environ.get("LOOM_TEST_SCHEMATHESIS_EXAMPLES", "20"))
+
+
+def _token(user: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": user, "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256")
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, fake_llm: FakeOpenAI) -> Iterator[LoomServer]:
+    settings = make_settings(database_url, fake_llm, auth="jwt", jwt_secret=SECRET)
+    with LoomServer(settings) as loom:
+        yield loom
+
+
+def _config(tmp_path: Path) -> Path:
+    auth = {
+        "auth": [
+            {
+                "name": user,
+                "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {_token(user)}"}],
+            }
+            for user in USERS
+        ]
+    }
+    (tmp_path / "auth.json").write_text(json.dumps(auth))
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        f'[auth.wfc]\npath = "{tmp_path / "auth.json"}"\npeers = {json.dumps(list(USERS))}\n'
+    )
+    return config
+
+
+def test_schemathesis_finds_nothing(server: LoomServer, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    command = [
+        str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(_config(tmp_path)),
+        "run",
+        f"{server.url}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--max-time",
+        str(MAX_TIME_SECONDS),
+        "--workers",
+        "2",
+        "--seed",
+        "1",
+        "--request-timeout",
+        "30",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(report),
+        "--no-color",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=MAX_TIME_SECONDS + 120, cwd=tmp_path
+    )
+    out = done.stdout + done.stderr
+    print(out)
+    assert done.returncode == 0, out[-20000:]
+    assert re.search(r"No issues found", out), out[-5000:]
