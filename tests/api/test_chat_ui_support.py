@@ -124,9 +124,14 @@ def test_regenerate_edit_and_switch_branches(loom: LoomServer, fake_llm: FakeOpe
     stream_run(client, run_body(thread_id, "c"))
     assert [c for _, c in _texts(client, thread_id)] == ["a", "A1", "b", "B1", "c", "C1"]
 
-    # Unknown checkpoints and other users' threads are not found.
+    # An unknown checkpoint of an existing thread conflicts with its history (409: the thread
+    # is there); other users' threads are not found.
     missing = {"checkpoint_id": "1f000000-0000-6000-8000-000000000000"}
-    assert client.post(f"/threads/{thread_id}/branches", json=missing).status_code == 404
+    unknown = client.post(f"/threads/{thread_id}/branches", json=missing)
+    assert unknown.status_code == 409, unknown.text
+    assert unknown.json() == {"detail": "This thread has no checkpoint with that id"}
+    nul = client.post(f"/threads/{thread_id}/branches", json={"checkpoint_id": "a\u0000b"})
+    assert nul.status_code == 422, nul.text
     bob = loom.client("bob")
     assert bob.get(f"/threads/{thread_id}/branches").status_code == 404
     assert bob.post(f"/threads/{thread_id}/branches", json=old_a).status_code == 404

@@ -98,7 +98,7 @@ def test_other_users_threads_and_runs_are_404(loom: LoomServer, fake_llm: FakeOp
     # Bob cannot run Alice's thread by naming her assistant either.
     _, bob_thread = new_thread(bob)
     r = bob.post("/runs", json={**run_body(bob_thread, "x"), "assistant_id": assistant_id})
-    assert r.status_code == 422, r.text
+    assert r.status_code == 409, r.text
 
 
 def test_assistant_must_be_the_threads(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
@@ -107,9 +107,8 @@ def test_assistant_must_be_the_threads(loom: LoomServer, fake_llm: FakeOpenAI) -
     other_assistant = create_assistant(client, CHATBOT, name="other")
     for path in ("/runs", "/runs/stream"):
         r = client.post(path, json=run_body(thread_id, "hi", assistant_id=other_assistant))
-        assert r.status_code == 422, r.text
-        message = "assistant_id does not match the thread's assistant"
-        assert r.json() == {"detail": [{"loc": ["body"], "msg": message, "type": "invalid_input"}]}
+        assert r.status_code == 409, r.text  # a conflict with the thread's own assistant
+        assert r.json() == {"detail": "assistant_id does not match the thread's assistant"}
     assert fake_llm.chat_requests == []
     assert state(client, thread_id) == {"values": [], "next": []}
 

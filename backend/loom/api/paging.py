@@ -25,6 +25,7 @@ U = TypeVar("U")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+CURSOR_FORMAT = "loom-cursor"
 
 
 def encode_cursor(position: Position) -> str:
@@ -52,7 +53,12 @@ async def page_request(
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(max_length=512, description='From a previous answer\'s Link: <...>; rel="next"'),
+        Query(
+            max_length=512,
+            description='From a previous answer\'s Link: <...>; rel="next"',
+            # Opaque: only cursors Loom gave are valid (the fuzzer generates real ones).
+            json_schema_extra={"format": CURSOR_FORMAT},
+        ),
     ] = None,
 ) -> PageRequest:
     return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)

@@ -11,6 +11,7 @@ from fastapi import Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loom.api.deps import CurrentUser, Factory, OwnRun, Runs, SettingsDep
+from loom.api.messages import MaybeMessagesIn, MessageIn, wire_input
 from loom.api.openapi import errors, event_stream
 from loom.api.routing import SlashRouter
 from loom.api.stream import StreamFormat, metadata_frame, sse_stream
@@ -32,7 +33,7 @@ class RunIn(BaseModel):
 
     thread_id: uuid.UUID
     assistant_id: uuid.UUID | None = None
-    input: list[Any] | dict[str, Any] | None = Field(
+    input: list[MessageIn] | MaybeMessagesIn | None = Field(
         default=None,
         description='{"messages": [...]} or a bare list of messages; null continues a paused run',
     )
@@ -48,7 +49,7 @@ class RunIn(BaseModel):
         description="POST /runs/stream only: what happens to the run if the client goes away",
     )
 
-    @field_validator("input", "config")
+    @field_validator("input", "config", mode="before")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         return storable(value, "the value")
@@ -57,7 +58,7 @@ class RunIn(BaseModel):
         return RunRequest(
             thread_id=self.thread_id,
             assistant_id=self.assistant_id,
-            input=self.input,
+            input=wire_input(self.input),
             config=self.config,
             multitask_strategy=self.multitask_strategy,
             on_disconnect=self.on_disconnect,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from loom.api.deps import (
     Assistants,
@@ -18,6 +18,7 @@ from loom.api.deps import (
     Threads,
     ThreadState,
 )
+from loom.api.messages import MessageIn, MessagesIn, wire_input
 from loom.api.openapi import errors
 from loom.api.paging import PageQuery, paged
 from loom.api.routing import SlashRouter
@@ -68,16 +69,18 @@ class ThreadOut(BaseModel):
 class BranchIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    checkpoint_id: str = Field(min_length=1, max_length=64)
+    checkpoint_id: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
 
 
 class StateIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    values: list[Any] | dict[str, Any]
+    values: list[MessageIn] | MessagesIn = Field(
+        description='Messages to add (or replace, by id): a list or {"messages": [...]}'
+    )
 
     # The same input rules as every other route that stores messages (POST /runs).
-    _storable = field_validator("values")(lambda value: storable(value, "the value"))
+    _storable = field_validator("values", mode="before")(lambda value: storable(value, "the value"))
 
 
 async def _check_assistant(assistants: Assistants, user_id: str, assistant_id: uuid.UUID) -> None:
@@ -152,10 +155,10 @@ async def get_thread_state(thread: OwnThread, state: ThreadState) -> dict[str, A
 async def update_thread_state(
     body: StateIn, thread: OwnThread, state: ThreadState
 ) -> dict[str, Any]:
-    return await state.update_state(thread, body.values)
+    return await state.update_state(thread, wire_input(body.values))
 
 
-HistoryLimit = Annotated[int, Field(ge=1, le=MAX_HISTORY)]
+HistoryLimit = Annotated[StrictInt, Field(ge=1, le=MAX_HISTORY)]
 
 
 class HistoryIn(BaseModel):
@@ -168,7 +171,7 @@ class HistoryIn(BaseModel):
         default=None,
         description="A checkpoint id, or a config whose configurable.checkpoint_id is one",
     )
-    values: bool = True
+    values: StrictBool = True
     metadata: dict[str, Any] | None = Field(
         default=None, description="Only checkpoints whose metadata contains these keys/values"
     )

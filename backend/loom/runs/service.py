@@ -22,7 +22,7 @@ from langchain_core.messages import BaseMessage
 from loom.agents.config import ConfigError, with_overrides
 from loom.agents.registry import AgentFactory
 from loom.agents.state import with_ids
-from loom.errors import InvalidInput, NotFound
+from loom.errors import Conflict, InvalidInput, NotFound
 from loom.limits import StreamSlot, StreamSlots
 from loom.metrics import Metrics
 from loom.runs.broker import Broker
@@ -150,16 +150,17 @@ class RunService:
         if found is None:
             raise NotFound("Thread not found")
         thread, assistant = found
+        # What the thread is (its assistant, gone or not) conflicts with the request: 409.
         if thread.assistant_id is None:
-            raise InvalidInput("The thread has no assistant (it was deleted); choose another one")
+            raise Conflict("The thread has no assistant (it was deleted); choose another one")
         if request.assistant_id is not None and request.assistant_id != thread.assistant_id:
-            raise InvalidInput("assistant_id does not match the thread's assistant")
+            raise Conflict("assistant_id does not match the thread's assistant")
         if assistant is None:
-            raise InvalidInput("The thread's assistant is no longer available")
+            raise Conflict("The thread's assistant is no longer available")
         try:
             resolved = self._factory.resolve(assistant.config)
         except ConfigError as exc:
-            raise InvalidInput(f"The assistant's config is no longer valid: {exc}") from exc
+            raise Conflict(f"The assistant's config is no longer valid: {exc}") from exc
         if request.overrides:
             try:
                 resolved = self._factory.resolve(

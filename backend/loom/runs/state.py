@@ -17,7 +17,7 @@ from loom.agents.graphs import CompiledGraph
 from loom.agents.registry import AgentFactory, ResolvedAssistant
 from loom.agents.serialize import message_to_dict
 from loom.agents.state import messages_of, with_ids
-from loom.errors import Conflict, InvalidInput, NotFound
+from loom.errors import Conflict, InvalidInput
 from loom.runs import branches
 from loom.runs.executor import FALLBACK_CONFIG
 from loom.runs.service import RunService
@@ -203,7 +203,9 @@ class ThreadStateService:
             raise Conflict("This thread has a run in progress; its branch cannot change now")
         graph, _ = await self.graph(thread)
         if not await branches.switch(graph, str(thread.thread_id), checkpoint_id):
-            raise NotFound("Checkpoint not found")
+            # The thread exists: an id that is not one of its checkpoints conflicts with its
+            # history (a 404 would say the thread is missing).
+            raise Conflict("This thread has no checkpoint with that id")
         await self._threads.touch(thread.thread_id)
         return await self.get_state(thread)
 

@@ -8,10 +8,13 @@ between two pages (a row whose sort key changes, e.g. a thread that was updated,
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+
+from loom.errors import InvalidInput
 
 T = TypeVar("T")
 
@@ -47,6 +50,11 @@ def keyset(
     params: dict[str, Any] = {"page_limit": request.limit + 1}
     if request.after is None:
         return "TRUE", order, params
+    if cast == "uuid":
+        try:
+            uuid.UUID(request.after.id)
+        except ValueError as exc:  # a cursor of another list (of files, say)
+            raise InvalidInput("Invalid cursor: pass the one a Link header gave") from exc
     op = "<" if descending else ">"
     params.update(page_key=request.after.key, page_id=request.after.id)
     where = f"({key}, {ident}) {op} (%(page_key)s, %(page_id)s::{cast})"

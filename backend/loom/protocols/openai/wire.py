@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from loom.validation import storable
 
@@ -139,11 +147,11 @@ class RunOptions(Body):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     response_format: Any = None
-    stream: bool | None = None
+    stream: StrictBool | None = None
     tool_choice: Any = None
-    parallel_tool_calls: bool | None = None
-    max_prompt_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    parallel_tool_calls: StrictBool | None = None
+    max_prompt_tokens: StrictInt | None = None
+    max_completion_tokens: StrictInt | None = None
     truncation_strategy: dict[str, Any] | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
@@ -172,12 +180,12 @@ class ToolOutput(Body):
 
 class SubmitToolOutputs(Body):
     tool_outputs: list[ToolOutput] = Field(max_length=128)
-    stream: bool | None = None
+    stream: StrictBool | None = None
 
 
 class ExpiresAfter(Body):
     anchor: Literal["last_active_at"]
-    days: int = Field(ge=1, le=365)
+    days: StrictInt = Field(ge=1, le=365)
 
 
 class VectorStoreCreate(Body):
