@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 MAX_JSON_DEPTH = 64
 # A query or path string Postgres can compare with its text (no NUL characters).
@@ -38,3 +40,15 @@ def storable(value: Any, what: str) -> Any:
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
     return value
+
+
+def _json_number(value: Any) -> Any:
+    # JSON Schema's integer/number: never a string or a boolean (pydantic's lax mode takes
+    # "5" and true), while 5.0 is an integer as JSON Schema sees it (strict mode refuses it).
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
+JsonFloat = Annotated[float, BeforeValidator(_json_number)]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from loom.api.deps import (
     Assistants,
@@ -26,7 +26,7 @@ from loom.api.runs import RunOut
 from loom.errors import InvalidInput, NotFound
 from loom.storage.runs import RunStatus
 from loom.storage.threads import Thread
-from loom.validation import NO_NUL, storable
+from loom.validation import NO_NUL, JsonInt, storable
 
 router = SlashRouter(prefix="/threads", tags=["threads"])
 
@@ -158,7 +158,7 @@ async def update_thread_state(
     return await state.update_state(thread, wire_input(body.values))
 
 
-HistoryLimit = Annotated[StrictInt, Field(ge=1, le=MAX_HISTORY)]
+HistoryLimit = Annotated[JsonInt, Field(ge=1, le=MAX_HISTORY)]
 
 
 class HistoryIn(BaseModel):

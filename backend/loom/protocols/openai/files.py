@@ -45,7 +45,7 @@ from .wire import (
 files_router = APIRouter(prefix="/v1/files", tags=["openai files"])
 stores_router = APIRouter(prefix="/v1/vector_stores", tags=["openai files"])
 
-PURPOSES = frozenset({"assistants", "user_data", "vision"})
+Purpose = Literal["assistants", "user_data", "vision"]
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -56,10 +56,8 @@ async def upload_file(
     user: ClientUser,
     core: CoreDep,
     file: Annotated[UploadFile, File()],
-    purpose: Annotated[str, Form()],
+    purpose: Annotated[Purpose, Form()],
 ) -> JSONResponse:
-    if purpose not in PURPOSES:
-        raise InvalidInput(f"purpose must be one of {', '.join(sorted(PURPOSES))}")
     limit = core.settings.ingest_max_file_bytes
     content = await file.read(limit + 1)
     if len(content) > limit:

@@ -17,12 +17,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StringConstraints,
     field_validator,
 )
 
-from loom.validation import storable
+from loom.validation import JsonFloat, JsonInt, storable
 
 MAX_METADATA_KEYS = 16
 
@@ -88,8 +87,8 @@ class AssistantCreate(Body):
     metadata: Metadata | None = None
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     tool_resources: ToolResources | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
+    temperature: JsonFloat | None = Field(default=None, ge=0, le=2)
+    top_p: JsonFloat | None = Field(default=None, ge=0, le=1)
     response_format: Any = None
     loom_tools: list[Any] | None = Field(default=None, max_length=64)
 
@@ -107,7 +106,7 @@ class Attachment(Body):
 
 class MessageCreate(Body):
     role: Literal["user", "assistant"]
-    content: str | list[dict[str, Any]]
+    content: str | list[dict[str, Any]] = Field(min_length=1)
     attachments: list[Attachment] | None = Field(default=None, max_length=20)
     metadata: Metadata | None = None
 
@@ -144,14 +143,14 @@ class RunOptions(Body):
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     loom_tools: list[Any] | None = Field(default=None, max_length=64)
     metadata: Metadata | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
+    temperature: JsonFloat | None = Field(default=None, ge=0, le=2)
+    top_p: JsonFloat | None = Field(default=None, ge=0, le=1)
     response_format: Any = None
     stream: StrictBool | None = None
     tool_choice: Any = None
     parallel_tool_calls: StrictBool | None = None
-    max_prompt_tokens: StrictInt | None = None
-    max_completion_tokens: StrictInt | None = None
+    max_prompt_tokens: JsonInt | None = None
+    max_completion_tokens: JsonInt | None = None
     truncation_strategy: dict[str, Any] | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
@@ -185,7 +184,7 @@ class SubmitToolOutputs(Body):
 
 class ExpiresAfter(Body):
     anchor: Literal["last_active_at"]
-    days: StrictInt = Field(ge=1, le=365)
+    days: JsonInt = Field(ge=1, le=365)
 
 
 class VectorStoreCreate(Body):
