@@ -26,7 +26,7 @@ class ToolCallIn(BaseModel):
 
     name: str
     args: dict[str, Any]
-    id: str | None = None
+    id: str | None = Field(description="The call's id (null: none); a tool message answers it")
     type: Literal["tool_call"] | None = None
 
 
