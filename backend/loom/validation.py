@@ -12,7 +12,10 @@ MAX_JSON_DEPTH = 64
 NO_NUL = r"^[^\x00]*$"
 
 
-def storable(value: Any, what: str) -> Any:
+INT64 = 2**63
+
+
+def storable(value: Any, what: str, *, int64: bool = False) -> Any:
     """``value`` if Postgres can store it as text/jsonb and it can be sent back, else
     ``ValueError`` (a 422).
 
@@ -31,6 +34,9 @@ def storable(value: Any, what: str) -> Any:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise ValueError(f"{what} may not contain unpaired surrogates") from exc
+        elif int64 and isinstance(item, int) and not -INT64 <= item < INT64:
+            # Messages go into LangGraph checkpoints (msgpack): 64-bit integers at most.
+            raise ValueError(f"{what} may not contain integers beyond 64 bits")
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{what} may not contain NaN or Infinity")

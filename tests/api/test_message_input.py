@@ -25,6 +25,8 @@ def test_state_values_are_typed_messages(loom: LoomServer) -> None:
         [{"type": "tool", "content": "x"}],  # a tool message answers a call
         [{"type": "remove", "content": "x"}],
         [{"type": "ai", "content": "x", "tool_calls": [{"name": "f", "args": {}}]}],
+        # checkpoints are msgpack: integers beyond 64 bits were a 500
+        [{"type": "human", "content": "x", "extra": 2**64}],
     ]
     for values in bad:
         r = client.post(f"/threads/{thread_id}/state", json={"values": values})

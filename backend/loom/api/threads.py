@@ -80,7 +80,9 @@ class StateIn(BaseModel):
     )
 
     # The same input rules as every other route that stores messages (POST /runs).
-    _storable = field_validator("values", mode="before")(lambda value: storable(value, "the value"))
+    _storable = field_validator("values", mode="before")(
+        lambda value: storable(value, "the value", int64=True)
+    )
 
 
 async def _check_assistant(assistants: Assistants, user_id: str, assistant_id: uuid.UUID) -> None:

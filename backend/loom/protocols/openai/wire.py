@@ -106,7 +106,7 @@ class Attachment(Body):
 
 class MessageCreate(Body):
     role: Literal["user", "assistant"]
-    content: str | list[dict[str, Any]] = Field(min_length=1)
+    content: str | Annotated[list[dict[str, Any]], Field(min_length=1)]
     attachments: list[Attachment] | None = Field(default=None, max_length=20)
     metadata: Metadata | None = None
 
