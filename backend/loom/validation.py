@@ -12,19 +12,24 @@ MAX_JSON_DEPTH = 64
 NO_NUL = r"^[^\x00]*$"
 
 
-INT64 = 2**63
+# The integers msgpack and orjson carry: signed or unsigned 64-bit.
+INT_LOW, INT_HIGH = -(2**63), 2**64
 
 
-def storable(value: Any, what: str, *, int64: bool = False) -> Any:
+def storable(value: Any, what: str) -> Any:
     """``value`` if Postgres can store it as text/jsonb and it can be sent back, else
-    ``ValueError`` (a 422).
+    ``ValueError`` (a 422); integers beyond 64 bits come back as floats.
 
     Postgres text and jsonb hold no NUL characters, no lone surrogates and no NaN/Infinity
     (which Python's JSON parser accepts); without this check they fail at the INSERT, a 500.
     Nesting is bounded too: a document nested a few hundred levels deep is stored fine but
-    cannot be serialized again, which would break every listing that includes it.
+    cannot be serialized again, which would break every listing that includes it. An integer
+    beyond 64 bits (signed or unsigned) is valid JSON, but neither checkpoints (msgpack) nor
+    the event streams (orjson) can carry it: it is kept as the nearest float, the number
+    JavaScript and most JSON parsers read it as anyway (one beyond a float's range: 422).
     """
     stack: list[tuple[Any, int]] = [(value, 0)]
+    big = False
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
@@ -34,9 +39,8 @@ def storable(value: Any, what: str, *, int64: bool = False) -> Any:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise ValueError(f"{what} may not contain unpaired surrogates") from exc
-        elif int64 and isinstance(item, int) and not -INT64 <= item < INT64:
-            # Messages go into LangGraph checkpoints (msgpack): 64-bit integers at most.
-            raise ValueError(f"{what} may not contain integers beyond 64 bits")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            big = big or not INT_LOW <= item < INT_HIGH
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{what} may not contain NaN or Infinity")
@@ -45,6 +49,22 @@ def storable(value: Any, what: str, *, int64: bool = False) -> Any:
                 raise ValueError(f"{what} is nested too deeply (limit {MAX_JSON_DEPTH} levels)")
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
+    if not big:
+        return value
+    try:
+        return _small_ints(value)
+    except OverflowError as exc:
+        raise ValueError(f"{what} may not contain numbers beyond a float's range") from exc
+
+
+def _small_ints(value: Any) -> Any:
+    """``value`` with every integer beyond 64 bits as a float (depth is bounded above)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if INT_LOW <= value < INT_HIGH else float(value)
+    if isinstance(value, dict):
+        return {key: _small_ints(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_small_ints(item) for item in value]
     return value
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from tests.conftest import LoomServer
 from tests.runs.helpers import new_thread, state
+from tests.runs.sse_client import stream_run
 
 
 def _schema(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -25,8 +26,7 @@ def test_state_values_are_typed_messages(loom: LoomServer) -> None:
         [{"type": "tool", "content": "x"}],  # a tool message answers a call
         [{"type": "remove", "content": "x"}],
         [{"type": "ai", "content": "x", "tool_calls": [{"name": "f", "args": {}}]}],
-        # checkpoints are msgpack: integers beyond 64 bits were a 500
-        [{"type": "human", "content": "x", "extra": 2**64}],
+        [{"type": "human", "content": "x", "additional_kwargs": {"n": 10**400}}],  # no float
     ]
     for values in bad:
         r = client.post(f"/threads/{thread_id}/state", json={"values": values})
@@ -41,3 +41,26 @@ def test_state_values_are_typed_messages(loom: LoomServer) -> None:
     assert r.status_code == 200, r.text
     got = [(m["type"], m["content"]) for m in state(client, thread_id)["values"]]
     assert got == [("human", "a"), ("ai", "b"), ("human", "c")]
+    # Checkpoints (msgpack) and streams (orjson) carry 64-bit integers at most (a bigger one
+    # was a 500): it is kept as the nearest float.
+    big = {"type": "human", "content": "d", "additional_kwargs": {"n": 2**64, "m": 2**64 - 1}}
+    r = client.post(f"/threads/{thread_id}/state", json={"values": [big]})
+    assert r.status_code == 200, r.text
+    last = state(client, thread_id)["values"][-1]
+    assert last["additional_kwargs"] == {"n": float(2**64), "m": 2**64 - 1}
+    assert isinstance(last["additional_kwargs"]["m"], int)
+
+
+def test_a_run_streams_a_message_with_a_big_integer(loom: LoomServer) -> None:
+    # The run's input goes through jsonb (which writes 1.2e21 back as 1200000000000000000000)
+    # to the stream (orjson) and the checkpoint (msgpack): it was a stream cut off mid-way.
+    client = loom.client("alice")
+    assistant_id, thread_id = new_thread(client)
+    message = {"type": "human", "content": "hi", "additional_kwargs": {"n": 2**70}}
+    body = {"assistant_id": assistant_id, "thread_id": thread_id, "input": [message]}
+    stream = stream_run(client, body, fmt="compact")
+    assert stream.names[0] == "metadata" and stream.names[-1] == "end", stream.names
+    assert stream.errors == []
+    sent = stream.data[0][0]
+    assert sent["content"] == "hi" and sent["additional_kwargs"] == {"n": float(2**70)}
+    assert state(client, thread_id)["values"][0]["additional_kwargs"] == {"n": float(2**70)}

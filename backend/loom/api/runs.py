@@ -49,15 +49,10 @@ class RunIn(BaseModel):
         description="POST /runs/stream only: what happens to the run if the client goes away",
     )
 
-    @field_validator("config", mode="before")
+    @field_validator("input", "config", mode="before")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         return storable(value, "the value")
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _storable_messages(cls, value: Any) -> Any:
-        return storable(value, "the value", int64=True)
 
     def request(self) -> RunRequest:
         return RunRequest(

@@ -80,9 +80,7 @@ class StateIn(BaseModel):
     )
 
     # The same input rules as every other route that stores messages (POST /runs).
-    _storable = field_validator("values", mode="before")(
-        lambda value: storable(value, "the value", int64=True)
-    )
+    _storable = field_validator("values", mode="before")(lambda value: storable(value, "the value"))
 
 
 async def _check_assistant(assistants: Assistants, user_id: str, assistant_id: uuid.UUID) -> None:

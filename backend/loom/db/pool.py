@@ -15,8 +15,10 @@ from __future__ import annotations
 import time
 import weakref
 
+import orjson
 from psycopg import AsyncConnection, OperationalError
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from loom.settings import Settings
@@ -26,6 +28,10 @@ async def _configure(conn: AsyncConnection[object]) -> None:
     # Vector type adaptation is registered lazily by the retrieval code (the extension may be
     # created by the first migration of a brand-new database, after this hook first runs).
     await conn.set_autocommit(True)
+    # jsonb keeps numbers as numerics and writes a float such as 1.2e21 back without an
+    # exponent: orjson reads an integer beyond 64 bits as a float again, as the request
+    # validation left it (loom.validation.storable), so streams and checkpoints can carry it.
+    set_json_loads(orjson.loads, conn)
 
 
 class _Checks:
