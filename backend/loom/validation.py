@@ -78,3 +78,8 @@ def _json_number(value: Any) -> Any:
 
 JsonInt = Annotated[int, BeforeValidator(_json_number)]
 JsonFloat = Annotated[float, BeforeValidator(_json_number)]
+
+# Bounds go before the validator: ``Annotated[int, Field(ge=1), JSON_NUMBER]``. After it
+# (``Annotated[JsonInt, Field(ge=1)]``, ``JsonFloat | None = Field(ge=0)``) the OpenAPI
+# document gets pydantic's own "ge"/"le" keys, which no JSON Schema reader knows.
+JSON_NUMBER = BeforeValidator(_json_number)

@@ -64,3 +64,24 @@ def test_a_run_streams_a_message_with_a_big_integer(loom: LoomServer) -> None:
     sent = stream.data[0][0]
     assert sent["content"] == "hi" and sent["additional_kwargs"] == {"n": float(2**70)}
     assert state(client, thread_id)["values"][0]["additional_kwargs"] == {"n": float(2**70)}
+
+
+def test_number_bounds_are_json_schema_keywords(loom: LoomServer) -> None:
+    # Bounds written after the JSON-number validator came out as pydantic's "ge"/"le" keys,
+    # which no fuzzer or client reads: a valid limit looked unbounded.
+    doc = loom.client("alice").get("/openapi.json").json()
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            found.extend(f"{path}/{k}" for k in ("ge", "le", "gt", "lt") if k in node)
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}/{index}")
+
+    walk(doc, "")
+    assert found == []
+    limit = _schema(doc, "HistoryIn")["properties"]["limit"]
+    assert (limit["minimum"], limit["maximum"]) == (1, 200)

@@ -26,7 +26,7 @@ from loom.api.runs import RunOut
 from loom.errors import InvalidInput, NotFound
 from loom.storage.runs import RunStatus
 from loom.storage.threads import Thread
-from loom.validation import NO_NUL, JsonInt, storable
+from loom.validation import JSON_NUMBER, NO_NUL, storable
 
 router = SlashRouter(prefix="/threads", tags=["threads"])
 
@@ -158,7 +158,7 @@ async def update_thread_state(
     return await state.update_state(thread, wire_input(body.values))
 
 
-HistoryLimit = Annotated[JsonInt, Field(ge=1, le=MAX_HISTORY)]
+HistoryLimit = Annotated[int, Field(ge=1, le=MAX_HISTORY), JSON_NUMBER]
 
 
 class HistoryIn(BaseModel):

@@ -21,9 +21,11 @@ from pydantic import (
     field_validator,
 )
 
-from loom.validation import JsonFloat, JsonInt, storable
+from loom.validation import JSON_NUMBER, JsonInt, storable
 
 MAX_METADATA_KEYS = 16
+Temperature = Annotated[float, Field(ge=0, le=2), JSON_NUMBER]
+TopP = Annotated[float, Field(ge=0, le=1), JSON_NUMBER]
 
 
 def _metadata(value: Any) -> Any:
@@ -87,8 +89,8 @@ class AssistantCreate(Body):
     metadata: Metadata | None = None
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     tool_resources: ToolResources | None = None
-    temperature: JsonFloat | None = Field(default=None, ge=0, le=2)
-    top_p: JsonFloat | None = Field(default=None, ge=0, le=1)
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
     response_format: Any = None
     loom_tools: list[Any] | None = Field(default=None, max_length=64)
 
@@ -143,8 +145,8 @@ class RunOptions(Body):
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     loom_tools: list[Any] | None = Field(default=None, max_length=64)
     metadata: Metadata | None = None
-    temperature: JsonFloat | None = Field(default=None, ge=0, le=2)
-    top_p: JsonFloat | None = Field(default=None, ge=0, le=1)
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
     response_format: Any = None
     stream: StrictBool | None = None
     tool_choice: Any = None
