@@ -115,6 +115,26 @@ def test_ingest_into_thread(loom: LoomServer, database_url: str, alice_assistant
     ]
 
 
+def test_config_as_a_json_part(loom: LoomServer, database_url: str, alice_assistant: str) -> None:
+    # The OpenAPI document says config is JSON (multipart encoding): a client may send it as a
+    # part of its own, with a filename and application/json; it is the config, not a file.
+    client = loom.client("alice")
+    thread_id = create_thread(client, alice_assistant)
+    config = json.dumps({"configurable": {"thread_id": thread_id}}).encode()
+    parts = [
+        ("files", ("t.txt", b"A fact sent with a JSON config part.")),
+        ("config", ("config.json", config, "application/json")),
+    ]
+    r = client.post("/ingest", files=parts)
+    assert r.status_code == 200, r.text
+    assert [f["filename"] for f in r.json()] == ["t.txt"]
+    assert count(database_url, f"thread:{thread_id}") == 1
+    body = client.get("/openapi.json").json()["paths"]["/ingest"]["post"]["requestBody"]
+    assert body["content"]["multipart/form-data"]["encoding"]["config"] == {
+        "contentType": "application/json"
+    }
+
+
 def test_opengpts_config_with_both_ids_goes_to_the_assistant(
     loom: LoomServer, database_url: str
 ) -> None:

@@ -94,6 +94,8 @@ class IngestJobOut(BaseModel):
         )
 
 
+MAX_CONFIG_BYTES = 64 * 1024
+_TARGET_ID = {"type": "string", "format": "uuid"}
 _MULTIPART_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -105,12 +107,27 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
                     "properties": {
                         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                         "config": {
-                            "type": "string",
-                            "description": 'JSON: {"configurable": {"assistant_id": "..."}} '
-                            'or {"configurable": {"thread_id": "..."}}',
+                            "type": "object",
+                            "description": "JSON text: the assistant or the thread to ingest into",
+                            "required": ["configurable"],
+                            "properties": {
+                                "configurable": {
+                                    "type": "object",
+                                    "properties": {
+                                        "assistant_id": _TARGET_ID,
+                                        "thread_id": _TARGET_ID,
+                                    },
+                                    "anyOf": [
+                                        {"required": ["assistant_id"]},
+                                        {"required": ["thread_id"]},
+                                    ],
+                                }
+                            },
                         },
                     },
-                }
+                },
+                # The config part is JSON text (a plain field, or a part of its own).
+                "encoding": {"config": {"contentType": "application/json"}},
             }
         },
     }
@@ -144,8 +161,8 @@ async def read_form(request: Request, limit: int) -> FormData:
 
 def _uploads(form: FormData) -> list[Upload]:
     uploads: list[Upload] = []
-    for _name, value in form.multi_items():
-        if not isinstance(value, UploadFile):
+    for name, value in form.multi_items():
+        if not isinstance(value, UploadFile) or name == "config":
             continue
         size = value.size
         if size is None:
@@ -229,7 +246,10 @@ async def ingest_files(
     form = await read_form(request, settings.ingest_max_request_bytes)
     uploads = _uploads(form)
     try:
-        target = await resolve_target(_parse_config(form.get("config")), user, threads, assistants)
+        raw = form.get("config")
+        if isinstance(raw, UploadFile):  # sent as a part with a filename
+            raw = (await raw.read(MAX_CONFIG_BYTES)).decode("utf-8", "replace")
+        target = await resolve_target(_parse_config(raw), user, threads, assistants)
     except BaseException:
         await form.close()
         raise
