@@ -36,6 +36,7 @@ from loom.limits import RequestLimiter, StreamSlots
 from loom.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from loom.protocols import chatkit
 from loom.protocols import openai as openai_protocol
+from loom.protocols.chatkit import schema as chatkit_schema
 from loom.protocols.openai.deps import client_user
 from loom.protocols.openai.errors import ErrorResponse as OpenAIError
 from loom.runs.service import RunService
@@ -236,5 +237,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     openai_protocol.install(app, settings)
     _mount_frontend(app, settings.frontend_dist)
-    install_openapi(app, {current_user, client_user}, openai_error=OpenAIError)
+    install_openapi(
+        app,
+        {current_user, client_user},
+        openai_error=OpenAIError,
+        components=chatkit_schema.components(settings),
+    )
     return app

@@ -33,6 +33,8 @@ MAX_TIME_SECONDS = int(os.environ.get("LOOM_TEST_SCHEMATHESIS_SECONDS", "150"))
 HOOKS = "tests.api.schemathesis_hooks"
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = int(os.environ.get("LOOM_TEST_SCHEMATHESIS_EXAMPLES", "20"))
+# More arguments for the CLI while working on a part, e.g. "--include-path-regex ^/chatkit".
+EXTRA_ARGS = os.environ.get("LOOM_TEST_SCHEMATHESIS_ARGS", "").split()
 # What valid data may answer under /v1: schemathesis's default plus 400 (see _config).
 V1_ACCEPTED = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
@@ -99,8 +101,10 @@ def test_schemathesis_finds_nothing(server: LoomServer, tmp_path: Path) -> None:
         str(MAX_EXAMPLES),
         "--max-time",
         str(MAX_TIME_SECONDS),
+        # One worker: with two, Hypothesis describing its lambdas (ast.parse in two threads at
+        # once) trips a CPython 3.11 bug ("AST constructor recursion depth mismatch").
         "--workers",
-        "2",
+        "1",
         "--seed",
         "1",
         "--request-timeout",
@@ -110,6 +114,7 @@ def test_schemathesis_finds_nothing(server: LoomServer, tmp_path: Path) -> None:
         "--report-ndjson-path",
         str(report),
         "--no-color",
+        *EXTRA_ARGS,
     ]
     done = subprocess.run(
         command,
@@ -122,4 +127,7 @@ def test_schemathesis_finds_nothing(server: LoomServer, tmp_path: Path) -> None:
     out = done.stdout + done.stderr
     print(out)
     assert done.returncode == 0, out[-20000:]
-    assert re.search(r"No issues found", out), out[-5000:]
+    # Warnings (an operation whose ids were never found, say) are not failures; every
+    # generated case must have passed.
+    totals = re.search(r"(\d+) generated, (\d+) passed", out)
+    assert totals is not None and totals[1] == totals[2], out[-5000:]

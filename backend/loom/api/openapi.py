@@ -21,7 +21,7 @@ one event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -181,10 +181,16 @@ def _document(
 MODELS: tuple[type[BaseModel], ...] = (ErrorOut, ValidationErrorOut, ChatKitErrorOut)
 
 
-def install_openapi(app: FastAPI, authenticated: set[Any], openai_error: type[BaseModel]) -> None:
+def install_openapi(
+    app: FastAPI,
+    authenticated: set[Any],
+    openai_error: type[BaseModel],
+    components: Mapping[str, Any] | None = None,
+) -> None:
     """Build ``app``'s OpenAPI document by the rules above (once, on first use).
     ``authenticated`` are the dependencies that identify the caller (their routes may 401);
-    ``openai_error`` is the error body under ``/v1``."""
+    ``openai_error`` is the error body under ``/v1``; ``components`` are schemas routes refer
+    to by hand (bodies a route reads itself)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -200,6 +206,7 @@ def install_openapi(app: FastAPI, authenticated: set[Any], openai_error: type[Ba
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
             schemas[model.__name__] = schema
+        schemas.update(components or {})
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         for context in iter_route_contexts(app.routes):

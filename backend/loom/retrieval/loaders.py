@@ -137,6 +137,11 @@ def clean_filename(raw: str | None, index: int) -> str:
     return name[:255] or f"upload-{index + 1}"
 
 
+def content_types() -> frozenset[str]:
+    """The content types a file may declare to be taken (whatever its name)."""
+    return frozenset(_CONTENT_TYPES)
+
+
 def declared_kind(filename: str, content_type: str | None) -> Kind | None:
     """What the client says the file is: by extension, else by a specific content type."""
     ext = os.path.splitext(filename)[1].lower()

@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 from pydantic import AnyUrl, TypeAdapter
 
 from loom.db.types import Pool
-from loom.errors import PayloadTooLarge, UnsupportedMediaType
+from loom.errors import BadRequest, UnsupportedMediaType
 from loom.protocols.chatkit.context import ChatKitContext
 from loom.retrieval.ingest import IngestService, Target
 from loom.retrieval.loaders import Upload, clean_filename, declared_kind
@@ -104,8 +104,10 @@ class AttachmentRepo:
     def check_declared(self, name: str, mime_type: str, size: int) -> None:
         """What ``attachments.create`` announces must be something ingest takes."""
         limit = self._ingest.settings.ingest_max_file_bytes
-        if size > limit:
-            raise PayloadTooLarge(f"{name}: {size} bytes is over the limit of {limit}")
+        if size < 0:
+            raise BadRequest(f"{name}: a size cannot be negative")
+        if size > limit:  # announced, not sent: a bad value, not a body too large
+            raise BadRequest(f"{name}: {size} bytes is over the limit of {limit}")
         if declared_kind(name, mime_type) is None:
             raise UnsupportedMediaType(
                 f"{name}: only text, Markdown, HTML, PDF and DOCX files can be attached"
@@ -121,13 +123,17 @@ class AttachmentRepo:
     ) -> Attachment:
         """Store an uploaded file (a new attachment, or the bytes of a created one)."""
         name = clean_filename(filename, 0)
+        # A missing or foreign attachment is 404 whatever the file is.
+        existing = (
+            None if attachment_id is None else await self.load(attachment_id, context.user_id)
+        )
         upload = Upload(name, content_type, io.BytesIO(content), len(content))
         # 413 / 415 now, not at the first message; the bytes count in today's upload quota
         await self._ingest.check([upload], charge_to=context.user_id)
         mime = (content_type or "application/octet-stream").split(";", 1)[0].strip()
-        if attachment_id is not None:
-            existing = await self.load(attachment_id, context.user_id)
-            attachment: Attachment = existing.model_copy(update={"upload_descriptor": None})
+        attachment: Attachment
+        if existing is not None:
+            attachment = existing.model_copy(update={"upload_descriptor": None})
         else:
             attachment = FileAttachment(id=new_attachment_id(), name=name, mime_type=mime)
         await self.save(attachment, context.user_id)

@@ -16,6 +16,7 @@ item that is not a user message, ...) still gets its HTTP status.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from loom import sse
@@ -46,6 +48,7 @@ from loom.protocols.chatkit.assistants import AssistantChooser
 from loom.protocols.chatkit.attachments import AttachmentRepo
 from loom.protocols.chatkit.context import ChatKitContext
 from loom.protocols.chatkit.errors import http_error
+from loom.protocols.chatkit.schema import request_body, upload_body
 from loom.protocols.chatkit.server import LoomChatKitServer
 from loom.protocols.chatkit.store import ChatKitStore
 
@@ -99,6 +102,31 @@ _PROTOCOL_DOC = {
 _UPLOAD_DOC = errors(400, 404, 413, 415)
 
 
+def _json_ints(body: bytes) -> bytes:
+    """The body with integral numbers written as integers: JSON Schema's ``integer`` takes
+    ``5.0``, strict validation (which refuses ``true`` for an integer, as the OpenAPI document
+    does) would not. Invalid JSON is left for the validator to refuse. (The standard library's
+    parser: integers of any size stay exact.)"""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, float) and node.is_integer():
+            return int(node)
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    try:
+        return json.dumps(walk(value), allow_nan=False).encode()
+    except ValueError:  # NaN or an infinity: the validator refuses them
+        return body
+
+
 async def _preflight(server: LoomChatKitServer, request: Any, context: ChatKitContext) -> None:
     """Checks the library makes only once the stream has started (a thread is created, say)."""
     if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
@@ -129,13 +157,13 @@ async def _chain(
             await slot.release()
 
 
-@router.post("/chatkit", responses=_PROTOCOL_DOC)
+@router.post("/chatkit", responses=_PROTOCOL_DOC, openapi_extra=request_body())
 async def chatkit(request: Request, user: CurrentUser, server: Server) -> Response:
     """ChatKit's single endpoint (``ChatKitServer.process``)."""
     body = await request.body()
     slot: StreamSlot | None = None
     try:
-        parsed = REQUEST.validate_json(body)
+        parsed = REQUEST.validate_json(_json_ints(body), strict=True)  # as the document says
         context = ChatKitContext.of(user.user_id, parsed.metadata, str(request.base_url))
         await _preflight(server, parsed, context)
         if is_streaming_req(parsed):  # over the open-streams limit: 429 before anything
@@ -168,10 +196,14 @@ async def _upload(
             form = await request.form(max_files=1, max_fields=8)
         except MultiPartException as exc:
             raise BadRequest(f"Invalid multipart body: {exc.message}") from exc
+        except StarletteHTTPException as exc:  # Starlette's own wrapping of the same
+            raise BadRequest(f"Invalid multipart body: {exc.detail}") from exc
         try:
             file = form.get("file")
             if not isinstance(file, UploadFile):
                 raise BadRequest("Send the file as the multipart field 'file'")
+            if set(form.keys()) != {"file"} or len(form.getlist("file")) != 1:
+                raise BadRequest("Send one multipart field, 'file', and nothing else")
             content = await file.read()
             context = ChatKitContext(user_id=user_id, base_url=str(request.base_url))
             attachment = await server.attachments.receive(
@@ -184,13 +216,17 @@ async def _upload(
         return http_error(exc)
 
 
-@uploads.post("/chatkit/upload", responses=_UPLOAD_DOC)
+@uploads.post("/chatkit/upload", responses=_UPLOAD_DOC, openapi_extra=upload_body())
 async def direct_upload(request: Request, user: CurrentUser, server: Server) -> Response:
     """Direct upload (``uploadStrategy: {type: "direct", uploadUrl}``): the ``Attachment``."""
     return await _upload(request, user.user_id, server, None)
 
 
-@uploads.post("/chatkit/attachments/{attachment_id}/upload", responses=_UPLOAD_DOC)
+@uploads.post(
+    "/chatkit/attachments/{attachment_id}/upload",
+    responses=_UPLOAD_DOC,
+    openapi_extra=upload_body(),
+)
 async def two_phase_upload(
     attachment_id: str, request: Request, user: CurrentUser, server: Server
 ) -> Response:

@@ -16,6 +16,7 @@ from openai.types.beta import Thread as ThreadObject
 from openai.types.beta import ThreadDeleted
 from openai.types.beta.threads import MessageDeleted
 
+from loom.errors import Conflict
 from loom.storage.threads import Thread
 
 from . import ids
@@ -120,7 +121,9 @@ async def create_message(
     await ensure_idle(core, thread)
     [added] = await add_messages(core, user.user_id, thread, [body])
     messages, _ = await snapshot(core, thread)
-    index = next(i for i, m in enumerate(messages) if m.get("id") == added["id"])
+    index = next((i for i, m in enumerate(messages) if m.get("id") == added["id"]), None)
+    if index is None:  # the thread changed under the request (deleted, rewound)
+        raise Conflict("The thread changed while the message was added; try again")
     [message] = await message_objects(core, thread, messages, [index])
     return respond(message)
 

@@ -106,9 +106,14 @@ class Attachment(Body):
     tools: list[dict[str, Any]] | None = None
 
 
+NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
 class MessageCreate(Body):
     role: Literal["user", "assistant"]
-    content: str | Annotated[list[dict[str, Any]], Field(min_length=1)]
+    content: (
+        Annotated[str, Field(min_length=1)] | Annotated[list[dict[str, Any]], Field(min_length=1)]
+    )
     attachments: list[Attachment] | None = Field(default=None, max_length=20)
     metadata: Metadata | None = None
 
