@@ -129,6 +129,18 @@ def test_attachment_refusals(loom: LoomServer, fake_llm: FakeOpenAI) -> None:
     )
     assert ck.post(req).status_code == 415
     assert client.post("/chatkit/upload", data={"nofile": "x"}).status_code == 400
+    # One part, the file, and nothing else.
+    extra = client.post("/chatkit/upload", data={"x": "1"}, files={"file": ("a.txt", b"a")})
+    assert extra.status_code == 400
+    # What attachments.create announces is validated as the OpenAPI document says: a size is a
+    # JSON integer (5.0 is one, true is not), within the upload limit.
+    announce = {
+        "type": "attachments.create",
+        "params": {"name": "a.txt", "mime_type": "text/plain"},
+    }
+    for size, status in ((5.0, 200), (True, 400), (-1, 400), (10**12, 400)):
+        body = {**announce, "params": {**announce["params"], "size": size}}
+        assert client.post("/chatkit", json=body).status_code == status, size
     assert (
         loom.client(None).post("/chatkit/upload", files={"file": ("a.txt", b"a")}).status_code
         == 401

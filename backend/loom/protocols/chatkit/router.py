@@ -107,10 +107,6 @@ def _json_ints(body: bytes) -> bytes:
     ``5.0``, strict validation (which refuses ``true`` for an integer, as the OpenAPI document
     does) would not. Invalid JSON is left for the validator to refuse. (The standard library's
     parser: integers of any size stay exact.)"""
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return body
 
     def walk(node: Any) -> Any:
         if isinstance(node, float) and node.is_integer():
@@ -122,8 +118,8 @@ def _json_ints(body: bytes) -> bytes:
         return node
 
     try:
-        return json.dumps(walk(value), allow_nan=False).encode()
-    except ValueError:  # NaN or an infinity: the validator refuses them
+        return json.dumps(walk(json.loads(body)), allow_nan=False).encode()
+    except (ValueError, RecursionError):  # not JSON, NaN, or nested too deep: refused next
         return body
 
 
