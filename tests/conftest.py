@@ -19,11 +19,13 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
+import openai
 import psycopg
 import pytest
 import redis
@@ -93,6 +95,15 @@ def database_url(pg_admin_url: str, request: pytest.FixtureRequest) -> Iterator[
 def fake_llm() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as fake:
         yield fake
+
+
+@pytest.fixture(scope="module")
+async def provider_http() -> AsyncIterator[httpx2.AsyncClient]:
+    """The HTTP client of the models and embeddings a test builds itself (a Loom process's own
+    is :func:`loom.providers.open_provider_http`), closed, with its connections, at the end of
+    the module."""
+    async with openai.DefaultAsyncHttpxClient() as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

@@ -51,6 +51,7 @@ class FaultProxy:
         self._call(close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
     def outage(self, seconds: float) -> float:
         """Cut every connection and refuse new ones for ``seconds``; returns the monotonic

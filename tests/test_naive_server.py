@@ -25,25 +25,26 @@ ROOT = Path(__file__).resolve().parent.parent
 def naive_url(database_url: str, fake_llm: FakeOpenAI) -> Iterator[str]:
     argv = [sys.executable, "-m", "benchmarks.naive_server", "--port", "0"]
     argv += ["--database-url", database_url, "--llm-url", fake_llm.base_url]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while not line and proc.poll() is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-            if ready:
-                line = proc.stdout.readline()
-        assert line.startswith("ready http://"), f"naive server did not start: {line!r}"
-        yield line.split()[1]
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    # (the with closes the pipe)
+    with subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            deadline = time.monotonic() + 60
+            line = ""
+            while not line and proc.poll() is None and time.monotonic() < deadline:
+                ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+                if ready:
+                    line = proc.stdout.readline()
+            assert line.startswith("ready http://"), f"naive server did not start: {line!r}"
+            yield line.split()[1]
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
 
 
 def _stream(url: str, thread: str, content: str) -> tuple[list[str], list[str]]:

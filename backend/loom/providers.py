@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AsyncExitStack
 
 import httpx
+import httpx2
 import openai
 
 from loom.errors import LoomError, UpstreamError, UpstreamTimeout
+from loom.settings import Settings
+
+
+def open_provider_http(settings: Settings, stack: AsyncExitStack) -> httpx2.AsyncClient:
+    """The connection pool of this process's chat model and embeddings requests (the
+    ``openai`` client's own defaults), closed with ``stack``: a shutdown leaves no connection
+    to a provider open. (Without it, ``langchain-openai`` would share a client cached for the
+    whole Python process, whose connections nothing ever closes.)"""
+    client = openai.DefaultAsyncHttpxClient(timeout=settings.model_timeout_seconds)
+    stack.push_async_callback(client.aclose)
+    return client
 
 
 def provider_error(exc: BaseException, provider: str = "model provider") -> LoomError:

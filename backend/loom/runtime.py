@@ -27,6 +27,7 @@ from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
 from loom.db.types import Pool
 from loom.metrics import Metrics
+from loom.providers import open_provider_http
 from loom.retrieval import open_retrieval
 from loom.retrieval.ingest import IngestService
 from loom.runs.broker import Broker, LocalBroker
@@ -128,8 +129,9 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
     metrics = Metrics()
     tracing = open_tracing(settings)
     stack.callback(tracing.shutdown)
-    retriever, ingest = await open_retrieval(settings, pool, stack, metrics)
-    factory = default_factory(settings, checkpointer, retriever=retriever)
+    http = open_provider_http(settings, stack)
+    retriever, ingest = await open_retrieval(settings, pool, stack, metrics, http)
+    factory = default_factory(settings, checkpointer, retriever=retriever, http=http)
     queue = RunQueue(pool, settings.lease_seconds, settings.run_max_attempts)
 
     client = await open_redis(settings, stack)

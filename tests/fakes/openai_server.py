@@ -675,6 +675,12 @@ class FakeOpenAI:
             self._embed_gate = gate
         return gate
 
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open now (a kept-alive one counts until the
+        client closes it)."""
+        return len(self._conns)
+
     def reset(self) -> None:
         """Forget queued replies, rules, recorded requests and default changes."""
         text, delay = self._initial_default

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx2
 import pytest
 from langchain_core.runnables import RunnableLambda
 from pgvector.psycopg import register_vector_async
@@ -40,10 +41,11 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
 
 @pytest.fixture(scope="module")
 async def retrieval(
-    pool: Pool, database_url: str, fake_llm: FakeOpenAI
+    pool: Pool, database_url: str, fake_llm: FakeOpenAI, provider_http: httpx2.AsyncClient
 ) -> AsyncIterator[tuple[PgRetriever, IngestService]]:
+    settings = make_settings(database_url, fake_llm)
     async with AsyncExitStack() as stack:
-        yield await open_retrieval(make_settings(database_url, fake_llm), pool, stack)
+        yield await open_retrieval(settings, pool, stack, http=provider_http)
 
 
 def _unit(vector: list[float]) -> list[float]:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx2
 import psycopg
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage
@@ -126,17 +127,15 @@ def test_checkpoint_bytes_per_turn_stay_flat(long_thread: dict[str, Any]) -> Non
 
 
 @pytest.fixture(scope="module")
-async def graph(database_url: str, fake_llm: FakeOpenAI) -> AsyncIterator[CompiledGraph]:
-    # A timeout of its own: langchain-openai caches one httpx client per (base URL, timeout)
-    # process-wide, and the one the server (another event loop) uses cannot serve this loop.
-    settings = make_settings(
-        database_url, fake_llm, checkpoint_snapshot_frequency=5, model_timeout_seconds=4.5
-    )
+async def graph(
+    database_url: str, fake_llm: FakeOpenAI, provider_http: httpx2.AsyncClient
+) -> AsyncIterator[CompiledGraph]:
+    settings = make_settings(database_url, fake_llm, checkpoint_snapshot_frequency=5)
     pool = await open_pool(database_url, settings)
     try:
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         await saver.setup()
-        factory = default_factory(settings, saver)
+        factory = default_factory(settings, saver, http=provider_http)
         compiled, _ = factory.graph({"configurable": {"type": "chatbot"}})
         yield compiled
     finally:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import pytest
 from langchain_core.messages import (
     AIMessage,
@@ -99,21 +100,25 @@ async def _agree(loom: LoomSaver, stock: AsyncPostgresSaver, graphs: Any, thread
 
 
 async def _savers(
-    pool: Pool, settings: Settings, config: dict[str, Any]
+    pool: Pool, settings: Settings, config: dict[str, Any], http: httpx2.AsyncClient
 ) -> tuple[LoomSaver, AsyncPostgresSaver, Any]:
     loom = LoomSaver(pool)
     stock = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-    loom_graph, _ = default_factory(settings, loom).graph(config)
-    stock_graph, _ = default_factory(settings, stock).graph(config)
+    loom_graph, _ = default_factory(settings, loom, http=http).graph(config)
+    stock_graph, _ = default_factory(settings, stock, http=http).graph(config)
     return loom, stock, (loom_graph, stock_graph)
 
 
 @pytest.mark.parametrize("snapshot_every", [1000, 3])
 async def test_chatbot_turns_edits_removals_and_a_fork(
-    pool: Pool, database_url: str, fake_llm: FakeOpenAI, snapshot_every: int
+    pool: Pool,
+    database_url: str,
+    fake_llm: FakeOpenAI,
+    provider_http: httpx2.AsyncClient,
+    snapshot_every: int,
 ) -> None:
     settings = _settings(database_url, fake_llm, snapshot_every)
-    loom, stock, graphs = await _savers(pool, settings, CHATBOT)
+    loom, stock, graphs = await _savers(pool, settings, CHATBOT, provider_http)
     graph = graphs[0]
     thread = str(uuid.uuid4())
     fake_llm.set_default(text="A short answer.")
@@ -155,10 +160,10 @@ async def test_chatbot_turns_edits_removals_and_a_fork(
 
 
 async def test_tool_calls_and_an_approval_interrupt(
-    pool: Pool, database_url: str, fake_llm: FakeOpenAI
+    pool: Pool, database_url: str, fake_llm: FakeOpenAI, provider_http: httpx2.AsyncClient
 ) -> None:
     settings = _settings(database_url, fake_llm, 1000)
-    loom, stock, graphs = await _savers(pool, settings, APPROVING_AGENT)
+    loom, stock, graphs = await _savers(pool, settings, APPROVING_AGENT, provider_http)
     graph = graphs[0]
     thread = str(uuid.uuid4())
     for turn in range(3):
@@ -180,12 +185,12 @@ async def test_tool_calls_and_an_approval_interrupt(
 
 
 async def test_another_process_moving_the_thread_on_is_a_miss(
-    pool: Pool, database_url: str, fake_llm: FakeOpenAI
+    pool: Pool, database_url: str, fake_llm: FakeOpenAI, provider_http: httpx2.AsyncClient
 ) -> None:
     settings = _settings(database_url, fake_llm, 1000)
-    loom, stock, graphs = await _savers(pool, settings, CHATBOT)
+    loom, stock, graphs = await _savers(pool, settings, CHATBOT, provider_http)
     other = LoomSaver(pool)  # another process's saver, on the same database
-    other_graph, _ = default_factory(settings, other).graph(CHATBOT)
+    other_graph, _ = default_factory(settings, other, http=provider_http).graph(CHATBOT)
     thread = str(uuid.uuid4())
     fake_llm.set_default(text="Answer.")
     for turn in range(6):

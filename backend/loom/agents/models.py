@@ -373,11 +373,16 @@ def _sampling(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _openai(
-    spec: ModelSpec, settings: Settings, model_name: str, params: Mapping[str, Any]
+    spec: ModelSpec,
+    settings: Settings,
+    model_name: str,
+    params: Mapping[str, Any],
+    http: httpx2.AsyncClient | None,
 ) -> BaseChatModel:
     key = settings.openai_api_key
     return LoomChatOpenAI(
         model=model_name,
+        http_async_client=http,
         # An OpenAI-compatible local server usually needs no key, but the client insists on one.
         api_key=key if key is not None else "not-needed",
         base_url=settings.openai_base_url,
@@ -390,9 +395,14 @@ def _openai(
 
 
 def _azure(
-    spec: ModelSpec, settings: Settings, model_name: str, params: Mapping[str, Any]
+    spec: ModelSpec,
+    settings: Settings,
+    model_name: str,
+    params: Mapping[str, Any],
+    http: httpx2.AsyncClient | None,
 ) -> BaseChatModel:
     return LoomAzureChatOpenAI(
+        http_async_client=http,
         azure_deployment=settings.azure_openai_deployment or model_name,
         azure_endpoint=settings.azure_openai_endpoint,
         api_key=settings.azure_openai_api_key,
@@ -404,7 +414,10 @@ def _azure(
     )
 
 
-_PROVIDERS: dict[str, Callable[[ModelSpec, Settings, str, Mapping[str, Any]], BaseChatModel]] = {
+_Provider = Callable[
+    [ModelSpec, Settings, str, Mapping[str, Any], httpx2.AsyncClient | None], BaseChatModel
+]
+_PROVIDERS: dict[str, _Provider] = {
     "openai": _openai,
     "azure": _azure,
 }
@@ -428,11 +441,17 @@ class ModelRegistry:
         return list(self._by_id.values())
 
     def build(
-        self, spec: ModelSpec, settings: Settings, params: Mapping[str, Any] | None = None
+        self,
+        spec: ModelSpec,
+        settings: Settings,
+        params: Mapping[str, Any] | None = None,
+        http: httpx2.AsyncClient | None = None,
     ) -> BaseChatModel:
-        """The chat model for ``spec``; ``params`` are a config's model settings."""
+        """The chat model for ``spec``; ``params`` are a config's model settings. Its requests
+        go through ``http`` (the process's provider client, which its owner closes); without
+        one, through ``langchain-openai``'s shared default client (never closed)."""
         model_name = settings.model_names.get(spec.id, spec.provider_model)
-        return _PROVIDERS[spec.provider](spec, settings, model_name, params or {})
+        return _PROVIDERS[spec.provider](spec, settings, model_name, params or {}, http)
 
 
 def default_model_registry() -> ModelRegistry:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
@@ -108,8 +109,10 @@ class AgentFactory:
         checkpointer: BaseCheckpointSaver[Any] | None,
         retriever: Retriever | None = None,
         cache_size: int = 256,
+        http: httpx2.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
+        self._http = http
         self.agent_types = agent_types
         self.models = models
         self.tools = tools
@@ -177,7 +180,7 @@ class AgentFactory:
             state_schema=self._state_schema,
             checkpointer=self._checkpointer,
             model=self.models.build(
-                resolved.model, self.settings, dict(resolved.config.model_settings)
+                resolved.model, self.settings, dict(resolved.config.model_settings), self._http
             ),
             system_message=resolved.config.system_message,
             tools=tools,
@@ -192,8 +195,10 @@ def default_factory(
     settings: Settings,
     checkpointer: BaseCheckpointSaver[Any] | None,
     retriever: Retriever | None = None,
+    http: httpx2.AsyncClient | None = None,
 ) -> AgentFactory:
-    """The factory over Loom's built-in registries (agent types, models, tools)."""
+    """The factory over Loom's built-in registries (agent types, models, tools); the models
+    send their requests through ``http`` (see :meth:`ModelRegistry.build`)."""
     return AgentFactory(
         settings,
         AgentTypeRegistry(default_agent_types()),
@@ -201,4 +206,5 @@ def default_factory(
         default_tool_registry(),
         checkpointer,
         retriever=retriever,
+        http=http,
     )

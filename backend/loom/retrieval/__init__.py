@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
+import httpx2
+
 from loom.db.types import Pool
 from loom.limits import IngestQuota
 from loom.metrics import Metrics
@@ -42,13 +44,18 @@ __all__ = [
 
 
 async def open_retrieval(
-    settings: Settings, pool: Pool, stack: AsyncExitStack, metrics: Metrics | None = None
+    settings: Settings,
+    pool: Pool,
+    stack: AsyncExitStack,
+    metrics: Metrics | None = None,
+    http: httpx2.AsyncClient | None = None,
 ) -> tuple[PgRetriever, IngestService]:
-    """Create the vector index if needed; build the retriever and the ingest service.
+    """Create the vector index if needed; build the retriever and the ingest service (their
+    embeddings requests go through ``http``).
 
     ``stack`` cancels this process's running ingest jobs on shutdown.
     """
-    embedder = Embedder(settings)
+    embedder = Embedder(settings, http)
     store = VectorStore(pool, settings.embedding_dimensions)
     await store.ensure_index()
     quota = IngestQuota(pool, settings.ingest_bytes_per_day)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+import httpx2
 from langchain_openai import OpenAIEmbeddings
 from pydantic import SecretStr
 
@@ -28,10 +29,12 @@ EMBED_BATCH = 64
 
 
 class Embedder:
-    """Turns texts into vectors of ``settings.embedding_dimensions`` components."""
+    """Turns texts into vectors of ``settings.embedding_dimensions`` components, sending its
+    requests through ``http`` (the process's provider client, which its owner closes)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, http: httpx2.AsyncClient | None = None) -> None:
         self.settings = settings
+        self._http = http
         self.dimensions = settings.embedding_dimensions
         self._client: OpenAIEmbeddings | None = None
 
@@ -60,6 +63,7 @@ class Embedder:
             chunk_size=EMBED_BATCH,
             max_retries=s.model_max_retries,
             request_timeout=s.model_timeout_seconds,
+            http_async_client=self._http,
         )
         return self._client
 
