@@ -385,6 +385,10 @@ describe('Loom chat, second pass', { skip }, () => {
     await page.getByTestId('assistant-name').fill('');
     await page.getByTestId('save-assistant').click();
     await page.getByTestId('form-error').waitFor();
+    // Focus moves once the error is on screen (the next frame): wait for it, then check.
+    await page
+      .waitForFunction(() => document.activeElement?.getAttribute('data-testid') === 'assistant-name', null, { timeout: 5_000 })
+      .catch(() => {});
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'assistant-name');
     const schema = (await apiAs(user, 'GET', '/runs/config_schema')).body;
     const unavailable = Object.keys(schema.properties.configurable.properties.model['x-enum-unavailable'] ?? {});
