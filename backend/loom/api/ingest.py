@@ -248,7 +248,11 @@ async def ingest_files(
     try:
         raw = form.get("config")
         if isinstance(raw, UploadFile):  # sent as a part with a filename
-            raw = (await raw.read(MAX_CONFIG_BYTES)).decode("utf-8", "replace")
+            part = raw
+            try:
+                raw = (await part.read(MAX_CONFIG_BYTES)).decode("utf-8", "replace")
+            finally:
+                await part.close()  # the files are the uploads' to close; this one is read
         target = await resolve_target(_parse_config(raw), user, threads, assistants)
     except BaseException:
         await form.close()
