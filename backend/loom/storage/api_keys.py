@@ -60,6 +60,15 @@ class ApiKeyRepo:
         assert row is not None
         return ApiKey.model_validate(row), secret
 
+    async def list_own(self, user_id: str) -> list[ApiKey]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM api_key WHERE user_id = %s ORDER BY created_at",
+                (user_id,),
+            )
+            rows = await cur.fetchall()
+        return [ApiKey.model_validate(r) for r in rows]
+
     async def page_own(self, user_id: str, request: PageRequest) -> Page[ApiKey]:
         """The user's keys, oldest first, a page at a time."""
         where, order, params = keyset("created_at", "key_id", request, descending=False)

@@ -53,6 +53,14 @@ class AssistantRepo:
             rows = await cur.fetchall()
         return [Assistant.model_validate(r) for r in rows]
 
+    async def list_public(self) -> list[Assistant]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM assistant WHERE public ORDER BY updated_at DESC"
+            )
+            rows = await cur.fetchall()
+        return [Assistant.model_validate(r) for r in rows]
+
     async def page_own(self, user_id: str, request: PageRequest) -> Page[Assistant]:
         """The user's assistants, most recently updated first, a page at a time."""
         return await self._page("user_id = %(user)s", {"user": user_id}, request)

@@ -57,6 +57,15 @@ class ThreadRepo:
         assert row is not None
         return Thread.model_validate(row)
 
+    async def list_own(self, user_id: str) -> list[Thread]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM thread WHERE user_id = %s ORDER BY updated_at DESC",
+                (user_id,),
+            )
+            rows = await cur.fetchall()
+        return [Thread.model_validate(r) for r in rows]
+
     async def page_own(self, user_id: str, request: PageRequest) -> Page[Thread]:
         """The user's threads, most recently updated first, a page at a time."""
         where, order, params = keyset("updated_at", "thread_id", request, descending=True)
