@@ -12,6 +12,7 @@ from langchain_core.messages import HumanMessage
 
 from loom.agents.graphs import SINK_KEY
 from loom.agents.registry import AgentFactory, default_factory
+from loom.agents.state import state_channels
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
 from loom.runs.fence import ClaimFence
@@ -26,10 +27,12 @@ async def _factory(db_url: str, llm_url: str) -> tuple[AgentFactory, Any]:
         database_url=db_url, openai_base_url=llm_url, openai_api_key="bench", db_pool_max=40
     )
     pool = await open_pool(db_url, settings)
-    saver = LoomSaver(pool, fence=ClaimFence())  # Loom's saver, as the server opens it
+    channels = state_channels(settings.checkpoint_snapshot_frequency)
+    # Loom's saver and factory, as the server opens them
+    saver = LoomSaver(pool, fence=ClaimFence(), channels=channels)
     async with pool.connection() as conn:
         await prepare_schema(conn, saver.setup)
-    factory = default_factory(settings, saver)
+    factory = default_factory(settings, saver, channels=channels)
     return factory, pool
 
 
@@ -105,12 +108,18 @@ async def checkpoint_growth(
     db_url: str, llm_url: str, turns: int
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Checkpoint bytes and time per turn over ``turns`` turns of one thread, in five
-    intervals; and the turn time at the start and at the end: the median of turns 2-21 and
-    of the last 20 (turn 1 pays for connections)."""
+    intervals; and the turn time at the start and at the end, two ways:
+
+    * ``first_ms`` / ``last_ms``: the median of turns 2-21 and of the last 20 (turn 1 pays
+      for connections). Minutes apart, so the machine's drift is in the ratio too;
+    * ``short_ms`` / ``long_ms``: after the last turn, 20 more turns of the long thread
+      alternating with turns 22-41 of a short thread that ran its first 21 turns alongside
+      the long thread's first: the same moment, so only the thread's length differs.
+    """
     factory, pool = await _factory(db_url, llm_url)
     try:
         graph, _ = factory.graph(CHATBOT)
-        thread = str(uuid.uuid4())
+        thread, short = str(uuid.uuid4()), str(uuid.uuid4())
         step = max(1, turns // 5)
         out: list[dict[str, float]] = []
         previous_bytes, previous_turn = 0, 0
@@ -120,6 +129,8 @@ async def checkpoint_growth(
             t0 = time.perf_counter()
             await _turn(graph, thread, None)
             times.append(1000 * (time.perf_counter() - t0))
+            if turn <= 21:
+                await _turn(graph, short, None)
             if turn % step == 0 or turn == turns:
                 size = await _thread_bytes(pool, thread)
                 out.append(
@@ -135,8 +146,22 @@ async def checkpoint_growth(
                 )
                 previous_bytes, previous_turn = size, turn
                 started = time.perf_counter()
+        paired: dict[str, list[float]] = {thread: [], short: []}
+        for _ in range(20):
+            for one in (thread, short):
+                t0 = time.perf_counter()
+                await _turn(graph, one, None)
+                paired[one].append(1000 * (time.perf_counter() - t0))
         first = statistics.median(times[1:21]) if len(times) > 21 else float("nan")
         last = statistics.median(times[-20:]) if len(times) > 40 else float("nan")
-        return out, {"first_ms": first, "last_ms": last, "ratio": last / first}
+        early, late = statistics.median(paired[short]), statistics.median(paired[thread])
+        return out, {
+            "first_ms": first,
+            "last_ms": last,
+            "ratio": last / first,
+            "short_ms": early,
+            "long_ms": late,
+            "paired_ratio": late / early,
+        }
     finally:
         await pool.close()

@@ -527,7 +527,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     print(
                         f"  turn time: {turn_time['first_ms']:.1f} ms (median of turns 2-21),"
                         f" {turn_time['last_ms']:.1f} ms (the last 20):"
-                        f" {turn_time['ratio']:.2f}x (target <= 1.5x)",
+                        f" {turn_time['ratio']:.2f}x (target <= 1.5x)\n"
+                        f"  turn time, paired at the end: {turn_time['short_ms']:.1f} ms (turns"
+                        f" 22-41 of a short thread), {turn_time['long_ms']:.1f} ms (turns"
+                        f" {args.turns + 1}-{args.turns + 20}, alternating with them):"
+                        f" {turn_time['paired_ratio']:.2f}x (target <= 1.5x)",
                         flush=True,
                     )
                     out["checkpoint_growth"] = growth

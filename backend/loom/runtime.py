@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loom.agents.registry import AgentFactory, default_factory
+from loom.agents.state import state_channels
 from loom.db.embedded import start_embedded
 from loom.db.migrate import prepare_schema
 from loom.db.pool import open_pool
@@ -122,7 +123,8 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
     pool = await open_pool(url, settings)
     stack.push_async_callback(pool.close)
     fence = ClaimFence()
-    checkpointer = LoomSaver(pool, fence=fence)
+    channels = state_channels(settings.checkpoint_snapshot_frequency)
+    checkpointer = LoomSaver(pool, fence=fence, channels=channels)
     async with pool.connection() as conn:
         await prepare_schema(conn, checkpointer.setup)
 
@@ -131,7 +133,9 @@ async def open_runtime(settings: Settings, stack: AsyncExitStack) -> Runtime:
     stack.callback(tracing.shutdown)
     http = open_provider_http(settings, stack)
     retriever, ingest = await open_retrieval(settings, pool, stack, metrics, http)
-    factory = default_factory(settings, checkpointer, retriever=retriever, http=http)
+    factory = default_factory(
+        settings, checkpointer, retriever=retriever, http=http, channels=channels
+    )
     queue = RunQueue(pool, settings.lease_seconds, settings.run_max_attempts)
 
     client = await open_redis(settings, stack)

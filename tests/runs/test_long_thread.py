@@ -20,7 +20,9 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from loom.agents.graphs import CompiledGraph
 from loom.agents.registry import default_factory
+from loom.agents.state import state_channels
 from loom.db.pool import open_pool
+from loom.storage.checkpoints import LoomSaver
 from tests.conftest import LoomServer, make_settings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.runs.helpers import history, messages, new_thread, run_body, state
@@ -126,16 +128,26 @@ def test_checkpoint_bytes_per_turn_stay_flat(long_thread: dict[str, Any]) -> Non
 # --- the compiled graph directly, with snapshots every few updates ----------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["stock saver", "Loom's saver"])
 async def graph(
-    database_url: str, fake_llm: FakeOpenAI, provider_http: httpx2.AsyncClient
+    request: pytest.FixtureRequest,
+    database_url: str,
+    fake_llm: FakeOpenAI,
+    provider_http: httpx2.AsyncClient,
 ) -> AsyncIterator[CompiledGraph]:
+    """Loom's graph on the stock saver (what the database holds, replayed by LangGraph), and
+    on Loom's own (its memory folding histories through the same channels)."""
     settings = make_settings(database_url, fake_llm, checkpoint_snapshot_frequency=5)
     pool = await open_pool(database_url, settings)
     try:
-        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        channels = state_channels(settings.checkpoint_snapshot_frequency)
+        saver = (
+            AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            if request.param == "stock saver"
+            else LoomSaver(pool, channels=channels)
+        )
         await saver.setup()
-        factory = default_factory(settings, saver, http=provider_http)
+        factory = default_factory(settings, saver, http=provider_http, channels=channels)
         compiled, _ = factory.graph({"configurable": {"type": "chatbot"}})
         yield compiled
     finally:

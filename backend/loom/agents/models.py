@@ -9,7 +9,9 @@ to the provider is the entry's ``provider_model`` unless ``LOOM_MODEL_NAMES`` ov
 from __future__ import annotations
 
 import contextlib
+import operator
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,13 @@ import openai
 import orjson
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    BaseMessageChunk,
+    SystemMessage,
+)
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
 from langchain_openai.chat_models._compat import _convert_from_v1_to_chat_completions
@@ -50,11 +58,21 @@ class ModelSpec:
 class _MessageDicts:
     """Wire-format dicts of messages, remembered per message object. A thread's old messages
     are the same objects turn after turn (the saver remembers them), so a long thread's prompt
-    is converted once, not on every turn. Bounded: emptied when full."""
+    is converted once, not on every turn. Bounded: emptied when full.
 
-    def __init__(self, size: int = 50_000) -> None:
+    Whole prompts are remembered too: a thread's next prompt is its last one (after the
+    system message) with the turn's messages added, so :meth:`prompt` finds the last one by
+    its first message, checks that the new prompt starts with the same objects, and converts
+    only the rest.
+    """
+
+    def __init__(self, size: int = 50_000, prompts: int = 256) -> None:
         self._entries: dict[int, tuple[BaseMessage, dict[str, Any]]] = {}
         self._size = size
+        self._prompts: OrderedDict[int, tuple[list[BaseMessage], list[dict[str, Any]]]] = (
+            OrderedDict()
+        )
+        self._prompts_size = prompts
 
     def get(self, message: BaseMessage) -> dict[str, Any]:
         entry = self._entries.get(id(message))
@@ -68,6 +86,36 @@ class _MessageDicts:
             self._entries.clear()
         self._entries[id(message)] = (message, converted)
         return converted
+
+    def prompt(self, messages: list[BaseMessage]) -> list[dict[str, Any]]:
+        """The dicts of a whole prompt, in order."""
+        # The system message is built anew for every prompt: the thread starts after it.
+        start = 1 if len(messages) > 1 and isinstance(messages[0], SystemMessage) else 0
+        head = [self.get(m) for m in messages[:start]]
+        if start >= len(messages):
+            return head
+        body = messages[start:]
+        key = id(body[0])
+        known = self._prompts.get(key)
+        done: list[dict[str, Any]] = []
+        if known is not None:
+            old, dicts = known
+            # The last one's newest message (the turn's input) may come back as its stored
+            # copy: a prompt that matches all but that still saves the rest.
+            for same in (len(old), len(old) - 1):
+                if (
+                    0 < same <= len(body)
+                    and old[same - 1] is body[same - 1]
+                    and all(map(operator.is_, old[:same], body))
+                ):
+                    done = dicts[:same]
+                    break
+        dicts = done + [self.get(m) for m in body[len(done) :]]
+        self._prompts[key] = (body, dicts)
+        self._prompts.move_to_end(key)
+        while len(self._prompts) > self._prompts_size:
+            self._prompts.popitem(last=False)
+        return head + dicts
 
 
 class _PassThroughMessages:
@@ -89,12 +137,18 @@ class _PassThroughMessages:
         if cache is None:
             cache = _MessageDicts()
             object.__setattr__(model, "_loom_message_dicts", cache)
-        messages = model._convert_input(input_).to_messages()
+        # (By type: ``isinstance`` against ``BaseMessage`` is slow, once per message.)
+        if isinstance(input_, list) and all(
+            issubclass(kind, BaseMessage) for kind in set(map(type, input_))
+        ):
+            messages: list[BaseMessage] = input_  # what the conversion would give back
+        else:
+            messages = model._convert_input(input_).to_messages()
         payload: dict[str, Any] = parent._get_request_payload([], stop=stop, **kwargs)
         if "messages" not in payload:  # the Responses API: its own payload
             payload = parent._get_request_payload(input_, stop=stop, **kwargs)
             return payload
-        dicts = [cache.get(m) for m in messages]
+        dicts = cache.prompt(messages)
         if model.model_name and re.match(r"^o\d", model.model_name):
             for message in dicts:  # what langchain-openai does for o-series models
                 if message["role"] == "system":

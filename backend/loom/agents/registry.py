@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx2
 from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
 
@@ -28,7 +29,7 @@ from loom.agents.config import (
 )
 from loom.agents.graphs import CompiledGraph, GraphParts
 from loom.agents.models import ModelRegistry, ModelSpec, default_model_registry
-from loom.agents.state import make_state_schema
+from loom.agents.state import make_state_schema, state_channels
 from loom.agents.types import agent, chat_retrieval, chatbot
 from loom.agents.types.base import AgentType
 from loom.settings import Settings
@@ -110,6 +111,7 @@ class AgentFactory:
         retriever: Retriever | None = None,
         cache_size: int = 256,
         http: httpx2.AsyncClient | None = None,
+        channels: Mapping[str, DeltaChannel[Any]] | None = None,
     ) -> None:
         self.settings = settings
         self._http = http
@@ -118,7 +120,9 @@ class AgentFactory:
         self.tools = tools
         self._checkpointer = checkpointer
         self._retriever = retriever
-        self._state_schema = make_state_schema(settings.checkpoint_snapshot_frequency)
+        self._state_schema = make_state_schema(
+            channels or state_channels(settings.checkpoint_snapshot_frequency)
+        )
         self._cache: OrderedDict[str, CompiledGraph] = OrderedDict()
         self._cache_size = cache_size
 
@@ -196,9 +200,12 @@ def default_factory(
     checkpointer: BaseCheckpointSaver[Any] | None,
     retriever: Retriever | None = None,
     http: httpx2.AsyncClient | None = None,
+    channels: Mapping[str, DeltaChannel[Any]] | None = None,
 ) -> AgentFactory:
     """The factory over Loom's built-in registries (agent types, models, tools); the models
-    send their requests through ``http`` (see :meth:`ModelRegistry.build`)."""
+    send their requests through ``http`` (see :meth:`ModelRegistry.build`). ``channels``: the
+    state's channels, shared with the checkpointer (:func:`~loom.agents.state.state_channels`;
+    by default a set of the factory's own)."""
     return AgentFactory(
         settings,
         AgentTypeRegistry(default_agent_types()),
@@ -207,4 +214,5 @@ def default_factory(
         checkpointer,
         retriever=retriever,
         http=http,
+        channels=channels,
     )

@@ -1,9 +1,14 @@
 """Loom's checkpoint saver: LangGraph's stock Postgres saver, fenced and with memory.
 
 :class:`LoomSaver` stores exactly what the stock ``AsyncPostgresSaver`` stores, through the
-stock queries (``langgraph-checkpoint-postgres`` is pinned to the minor version this follows).
-What it adds, all in this process's memory:
+stock queries (``langgraph-checkpoint-postgres`` is pinned to the minor version this follows),
+and reads the same rows back. What it changes and adds (all but the first in this process's
+memory):
 
+* **A checkpoint read that stays flat.** The stock read joins a checkpoint's channel versions
+  to ``checkpoint_blobs`` in a way the planner may answer by hashing every blob the thread
+  ever stored (one more per turn: 4 ms a read at a thousand turns); :data:`SELECT_CHECKPOINT`
+  returns the same rows looking each blob up by its primary key.
 * **Fencing.** A checkpoint write under a claim token the worker revoked (it lost the run's
   lease, see :mod:`loom.runs.fence`) is refused.
 * **A decoding cache** (:class:`DecodeCache`): with ``DeltaChannel`` every turn rebuilds a
@@ -15,6 +20,11 @@ What it adds, all in this process's memory:
   state without the database walking the checkpoint chain. Anything this process did not see
   (another process moved the thread on, a snapshot, a fork) is simply a miss: the stock query
   answers, and its answer is kept. Any failed write forgets the thread.
+* **Folded histories.** For the channels it is given (the state's, shared with the graphs:
+  :func:`loom.agents.state.state_channels`), a remembered history is handed out folded: its
+  snapshot and writes replayed once, here, exactly as LangGraph replays them, into a seed
+  with no writes after it. The next turn's history is that seed plus the turn's own writes,
+  so a long thread's turn replays a few messages, not every write since the last snapshot.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
     ChannelVersions,
@@ -37,10 +48,39 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 
 from loom.runs.fence import ClaimFence
 
+# The stock read's columns, in its order (``aget_tuple`` and ``alist`` append the WHERE
+# clause). Each channel version is looked up by the blob table's primary key: ``OFFSET 0``
+# keeps the planner from turning the lookups into one join over all of the thread's blobs.
+SELECT_CHECKPOINT = """
+select thread_id, checkpoint, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata,
+    (
+        select array_agg(array[blob.channel::bytea, blob.type::bytea, blob.blob])
+        from jsonb_each_text(checkpoint -> 'channel_versions') as v(channel, version)
+        cross join lateral (
+            select b.channel, b.type, b.blob from checkpoint_blobs b
+            where b.thread_id = checkpoints.thread_id
+                and b.checkpoint_ns = checkpoints.checkpoint_ns
+                and b.channel = v.channel
+                and b.version = v.version
+            offset 0
+        ) as blob
+    ) as channel_values,
+    (
+        select array_agg(array[
+            w.task_id::text::bytea, w.channel::bytea, w.type::bytea, w.blob,
+            convert_to(w.task_path, 'UTF8'), w.idx::text::bytea
+        ])
+        from checkpoint_writes w
+        where w.thread_id = checkpoints.thread_id
+            and w.checkpoint_ns = checkpoints.checkpoint_ns
+            and w.checkpoint_id = checkpoints.checkpoint_id
+    ) as pending_writes
+from checkpoints """
 INLINE_WRITES = 8  # a step's writes up to this many are serialised without a thread hop
 _MISSING = object()
 
@@ -163,13 +203,21 @@ class LoomSaver(AsyncPostgresSaver):
     """The stock Postgres saver, fenced, decoding through a :class:`DecodeCache`, and
     remembering thread heads."""
 
+    SELECT_SQL = SELECT_CHECKPOINT
+
     def __init__(
-        self, *args: Any, fence: ClaimFence | None = None, threads: int = 1024, **kwargs: Any
+        self,
+        *args: Any,
+        fence: ClaimFence | None = None,
+        threads: int = 1024,
+        channels: Mapping[str, DeltaChannel[Any]] | None = None,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("serde", DecodeCache())
         super().__init__(*args, **kwargs)
         self.fence = fence or ClaimFence()
         self._threads = _Threads(threads)
+        self._channels = dict(channels or {})  # the channels whose histories are folded
         self.history_hits = 0  # histories answered from memory
         self.history_misses = 0  # and by the database
 
@@ -187,7 +235,7 @@ class LoomSaver(AsyncPostgresSaver):
         ):
             _MARK.set(memory)
             self.history_hits += 1
-            return {ch: _copy_history(memory.histories[ch]) for ch in channels}
+            return {ch: _copy_history(self._folded(memory, ch)) for ch in channels}
         self.history_misses += 1
         found = await super().aget_delta_channel_history(config=config, channels=channels)
         if checkpoint_id and channels and all(ch in found for ch in channels):
@@ -196,6 +244,21 @@ class LoomSaver(AsyncPostgresSaver):
             memory.histories = {ch: _copy_history(found[ch]) for ch in channels}
             _MARK.set(memory)
         return found
+
+    def _folded(self, memory: _Thread, channel: str) -> DeltaChannelHistory:
+        """The channel's remembered history with its writes replayed into its seed (kept so),
+        when this saver folds the channel and there is anything to fold."""
+        history = memory.histories[channel]
+        spec = self._channels.get(channel)
+        if spec is None or not history["writes"]:
+            return history
+        # What LangGraph does with a history (``_replay`` in ``langgraph.pregel._checkpoint``).
+        # (No seed: the channel starts empty, as from ``None``.)
+        rebuilt = spec.from_checkpoint(history.get("seed"))
+        rebuilt.replay_writes(history["writes"])
+        folded: DeltaChannelHistory = {"seed": _DeltaSnapshot(rebuilt.get()), "writes": []}
+        memory.histories[channel] = folded
+        return folded
 
     def _marked(self, key: tuple[str, str]) -> _Thread | None:
         """The thread's memory, if the current run marked it; a write from anywhere else
