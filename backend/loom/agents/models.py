@@ -390,9 +390,13 @@ class LoomChatOpenAI(_RawChunks, _PassThroughMessages, ChatOpenAI):
         headers["Content-Type"] = "application/json"
         headers.update(payload.get("extra_headers") or {})
         http = client._client
+        url = self.__dict__.get("_loom_completions_url")
+        if url is None:  # the same for every request: parsed once per model
+            url = client._prepare_url("chat/completions")
+            object.__setattr__(self, "_loom_completions_url", url)
         request = http.build_request(
             "POST",
-            client._prepare_url("chat/completions"),
+            url,
             content=orjson.dumps(body),
             headers=headers,
             timeout=client.timeout,
