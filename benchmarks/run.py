@@ -368,7 +368,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-c1", action="store_true", help="skip first token at c=1")
     parser.add_argument("--skip-slow", action="store_true", help="skip the 20 ms/token level")
     parser.add_argument("--skip-in-process", action="store_true", help="skip in-process floor")
-    parser.add_argument("--turns", type=int, default=300, help="checkpoint growth (0: skip)")
+    parser.add_argument(
+        "--turns", type=int, default=1000, help="one thread's turns: bytes and time (0: skip)"
+    )
     parser.add_argument(
         "--recovery-trials", type=int, default=3, help="kill -9 recovery trials (0: skip)"
     )
