@@ -127,3 +127,13 @@ def test_prompts_match_converting_every_message() -> None:
         ToolMessage("found", tool_call_id="call1", id="t"),
     ]
     assert dicts.prompt(with_tool) == _plain(with_tool)
+
+
+def test_a_prompts_new_system_message_is_not_remembered() -> None:
+    dicts = _MessageDicts()
+    thread = _thread(2)
+    for turn in range(5):
+        prompt = [SystemMessage("Be brief."), *thread, HumanMessage(f"q{turn}", id=f"q{turn}")]
+        assert dicts.prompt(prompt) == _plain(prompt)
+    # the thread's messages and each turn's question; none of the five system messages
+    assert len(dicts._entries) == len(thread) + 5

@@ -74,14 +74,17 @@ class _MessageDicts:
         )
         self._prompts_size = prompts
 
+    @staticmethod
+    def _convert(message: BaseMessage) -> dict[str, Any]:
+        if isinstance(message, AIMessage):
+            return _convert_message_to_dict(_convert_from_v1_to_chat_completions(message))
+        return _convert_message_to_dict(message)
+
     def get(self, message: BaseMessage) -> dict[str, Any]:
         entry = self._entries.get(id(message))
         if entry is not None and entry[0] is message:
             return entry[1]  # only ever serialised (an o-series rename is the same each time)
-        if isinstance(message, AIMessage):
-            converted = _convert_message_to_dict(_convert_from_v1_to_chat_completions(message))
-        else:
-            converted = _convert_message_to_dict(message)
+        converted = self._convert(message)
         if len(self._entries) >= self._size:
             self._entries.clear()
         self._entries[id(message)] = (message, converted)
@@ -89,9 +92,10 @@ class _MessageDicts:
 
     def prompt(self, messages: list[BaseMessage]) -> list[dict[str, Any]]:
         """The dicts of a whole prompt, in order."""
-        # The system message is built anew for every prompt: the thread starts after it.
+        # The system message is built anew for every prompt: the thread starts after it (and
+        # it is not remembered: it would never be seen again).
         start = 1 if len(messages) > 1 and isinstance(messages[0], SystemMessage) else 0
-        head = [self.get(m) for m in messages[:start]]
+        head = [self._convert(m) for m in messages[:start]]
         if start >= len(messages):
             return head
         body = messages[start:]
