@@ -53,10 +53,11 @@ typecheck: $(VENV)/.stamp-dev
 
 # The suites that drive Loom through `start_loom` run twice: against one in-process server,
 # then against the scaled form (two `loom serve --no-worker` + two `loom worker` processes
-# sharing Postgres and Redis).
+# sharing Postgres and Redis). Not tests/runs/test_long_thread.py: most of it drives the
+# compiled graph directly, whatever the topology.
 CLUSTER_SUITES := tests/runs/test_guide_runs.py tests/runs/test_stream.py \
 	tests/runs/test_concurrency_and_access.py tests/runs/test_multitask.py \
-	tests/runs/test_faults.py tests/runs/test_agent_tools.py tests/runs/test_long_thread.py \
+	tests/runs/test_faults.py tests/runs/test_agent_tools.py \
 	tests/runs/test_db_faults.py tests/runs/test_redis_faults.py \
 	tests/retrieval/test_runs.py tests/retrieval/test_ingest.py \
 	tests/api/test_guide_assistants_threads.py tests/api/test_isolation.py \
