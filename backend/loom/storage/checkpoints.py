@@ -11,9 +11,9 @@ memory):
   returns the same rows looking each blob up by its primary key.
 * **Fencing.** A checkpoint write under a claim token the worker revoked (it lost the run's
   lease, see :mod:`loom.runs.fence`) is refused.
-* **A decoding cache** (:class:`DecodeCache`): with ``DeltaChannel`` every turn rebuilds a
-  thread's messages from the writes since the last snapshot; each write is decoded once per
-  process, not once per turn.
+* **A decoding cache** (:class:`DecodeCache`): a thread's state is rebuilt from the writes
+  since its last snapshot whenever it is read from the database (a miss below, a history
+  page); each write is decoded once per process, not once per read.
 * **Thread heads** (:class:`_Thread`): the history a thread's newest checkpoint replays (the
   snapshot it starts from and the writes since) is kept per thread, and extended with the
   writes and checkpoint this process saves next, so the next turn on the thread reads its
